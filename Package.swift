@@ -1,0 +1,91 @@
+// swift-tools-version:6.1
+//
+// The payments platform: three services (command, dispatcher, query), a client SDK, a debug
+// tool and the infrastructure wrappers they stand on. See docs/architecture.md for the layers.
+
+import PackageDescription
+
+let upcomingFeatures: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+extension Target.Dependency {
+  static let argumentParser = Target.Dependency.product(
+    name: "ArgumentParser", package: "swift-argument-parser")
+  static let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+  static let serviceLifecycle = Target.Dependency.product(
+    name: "ServiceLifecycle", package: "swift-service-lifecycle")
+}
+
+let package = Package(
+  name: "payments",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "payments", targets: ["payments"]),
+    .library(name: "PaymentsClient", targets: ["PaymentsClient"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+  ],
+  targets: [
+    // MARK: C libraries (each imported by exactly one wrapper module below)
+    .systemLibrary(
+      name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+    .systemLibrary(
+      name: "CRDKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+    .systemLibrary(
+      name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+
+    // MARK: Infrastructure wrappers (no payment logic; nothing above them sees a C type)
+    .target(name: "Postgres", dependencies: ["CLibPQ", .logging]),
+    .target(name: "Kafka", dependencies: ["CRDKafka", .logging]),
+    .target(name: "HTTP2", dependencies: ["CNGHTTP2"]),
+
+    // MARK: Protobuf runtime and code generation
+    .target(name: "ProtobufRuntime"),
+    .target(name: "ProtobufCodeGen", dependencies: ["ProtobufRuntime"]),
+
+    // MARK: RPC: a core that knows no transport, and the HTTP/2 transport
+    .target(name: "RPCCore"),
+    .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2"]),
+
+    // MARK: The payment domain and the three services
+    .target(name: "PaymentsCore"),
+    .target(
+      name: "PaymentsSchema",
+      dependencies: ["Postgres"],
+      resources: [
+        .embedInCode("Migrations/command"),
+        .embedInCode("Migrations/dispatcher"),
+        .embedInCode("Migrations/query"),
+      ]),
+    .target(name: "CommandService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
+    .target(
+      name: "DispatcherService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
+    .target(name: "QueryService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
+
+    // MARK: SDK
+    .target(name: "PaymentsClient", dependencies: ["PaymentsCore", "RPCCore"]),
+
+    // MARK: Executables (configuration and wiring only)
+    .executableTarget(
+      name: "payments",
+      dependencies: [
+        "Postgres", "Kafka", "PaymentsSchema", .argumentParser, .logging, .serviceLifecycle,
+      ]),
+
+    // MARK: Test support and tests
+    .target(name: "PaymentsTestSupport", dependencies: ["Postgres", "Kafka", .logging]),
+    .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
+    .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
+    .testTarget(name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport"]),
+  ]
+)
+
+for target in package.targets where target.type != .system {
+  target.swiftSettings = (target.swiftSettings ?? []) + upcomingFeatures
+}

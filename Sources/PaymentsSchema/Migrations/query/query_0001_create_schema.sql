@@ -1,0 +1,2 @@
+-- The query service owns this schema; no other service writes to it.
+CREATE SCHEMA IF NOT EXISTS query;

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// `payments`: the server binary, one subcommand per role (ARCHITECTURE.md §3).
+@main
+struct Payments: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "payments",
+    abstract: "The payments platform: services, migrations and development infrastructure.",
+    subcommands: [MigrateCommand.self])
+}
