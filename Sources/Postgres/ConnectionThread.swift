@@ -124,6 +124,8 @@ final class ConnectionHandle {
   /// Whether the idle loop should watch the socket (false once the connection is broken, since a
   /// socket at EOF would otherwise wake the loop forever).
   var watchSocket = false
+  /// Receives the server's notices (kept alive as long as the connection).
+  var noticeSink: NoticeSink?
 
   var idleSocket: Int32 {
     guard watchSocket, let connection else { return -1 }

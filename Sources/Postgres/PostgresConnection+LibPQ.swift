@@ -1,12 +1,14 @@
 import CLibPQ
 import Glibc
+import Logging
 import Synchronization
 
 // The functions in this file run on a connection's own thread (see ConnectionThread) and are the
 // only place where the connection's `PGconn *` is used.
 extension PostgresConnection {
   static func open(
-    _ handle: ConnectionHandle, configuration: PostgresConnectionConfiguration, shared: SharedState
+    _ handle: ConnectionHandle, configuration: PostgresConnectionConfiguration, shared: SharedState,
+    logger: Logger
   ) throws {
     let timeoutSeconds = max(2, Int(configuration.connectTimeout.components.seconds))
     let keywords = ["dbname", "application_name", "connect_timeout", "client_encoding"]
@@ -27,6 +29,9 @@ extension PostgresConnection {
       throw PostgresError(code: .connectionFailed, message: message)
     }
     handle.connection = connection
+    let sink = NoticeSink(logger: logger)
+    handle.noticeSink = sink
+    PQsetNoticeReceiver(connection, postgresNoticeReceiver, Unmanaged.passUnretained(sink).toOpaque())
     // Fixed session settings that the value decoders rely on.
     let setup = PQexec(
       connection,
@@ -274,4 +279,20 @@ extension String {
     while let last = result.last, predicate(last) { result.removeLast() }
     return result
   }
+}
+
+/// Routes server notices (`NOTICE`, `WARNING`, and the `FATAL` message of a terminated session)
+/// to the connection's logger instead of libpq's default, which prints to standard error.
+final class NoticeSink {
+  let logger: Logger
+  init(logger: Logger) { self.logger = logger }
+}
+
+private func postgresNoticeReceiver(_ context: UnsafeMutableRawPointer?, _ result: OpaquePointer?) {
+  guard let context, let result else { return }
+  let sink = Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
+  let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) } ?? "NOTICE"
+  let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) } ?? ""
+  let level: Logger.Level = severity == "WARNING" ? .warning : (severity == "FATAL" || severity == "PANIC" ? .error : .debug)
+  sink.logger.log(level: level, "PostgreSQL \(severity): \(message)")
 }

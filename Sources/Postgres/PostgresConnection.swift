@@ -71,7 +71,7 @@ public final class PostgresConnection: Sendable {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
       thread.submit { handle in
         do {
-          try PostgresConnection.open(handle, configuration: configuration, shared: shared)
+          try PostgresConnection.open(handle, configuration: configuration, shared: shared, logger: logger)
           continuation.resume()
         } catch {
           continuation.resume(throwing: error)
@@ -184,6 +184,7 @@ public final class PostgresConnection: Sendable {
   ///   `COMMIT` means nothing was committed, except for ``PostgresError/Code/connectionLost``,
   ///   whose outcome is unknown). If `body` swallowed a statement error, the transaction is
   ///   aborted and this throws instead of pretending to commit.
+  @discardableResult
   public func withTransaction<Result>(
     isolation: IsolationLevel = .readCommitted,
     _ body: (PostgresConnection) async throws -> Result

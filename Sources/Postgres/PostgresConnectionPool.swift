@@ -88,6 +88,7 @@ public final class PostgresConnectionPool: Sendable {
 
   /// Runs `body` in a transaction on a pooled connection (see
   /// ``PostgresConnection/withTransaction(isolation:_:)``).
+  @discardableResult
   public func withTransaction<Result>(
     isolation: PostgresConnection.IsolationLevel = .readCommitted,
     _ body: (PostgresConnection) async throws -> Result

@@ -27,6 +27,12 @@ public struct PostgresCell: Sendable {
   /// The raw text bytes.
   public var bytes: ArraySlice<UInt8>
 
+  public init(type: PostgresDataType, columnName: String, bytes: ArraySlice<UInt8>) {
+    self.type = type
+    self.columnName = columnName
+    self.bytes = bytes
+  }
+
   /// The value as UTF-8 text.
   public var text: String { String(decoding: bytes, as: UTF8.self) }
 

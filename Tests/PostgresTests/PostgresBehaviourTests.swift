@@ -1,0 +1,197 @@
+import Foundation
+import PaymentsTestSupport
+import Postgres
+import Testing
+
+@Suite("PostgreSQL errors, transactions, pooling, notifications")
+struct PostgresBehaviourTests {
+  struct Boom: Error {}
+
+  @Test("a failing statement inside withTransaction leaves nothing behind")
+  func failingStatementRollsBack() async throws {
+    let pool = try await makePool()
+    try await pool.query("CREATE TABLE items (id int PRIMARY KEY)")
+    await #expect(throws: PostgresError.self) {
+      try await pool.withTransaction { connection in
+        try await connection.query("INSERT INTO items VALUES (\(Int32(1)))")
+        try await connection.query("INSERT INTO items VALUES (\(Int32(1)))")  // duplicate key
+      }
+    }
+    await #expect(throws: Boom.self) {
+      try await pool.withTransaction { connection in
+        try await connection.query("INSERT INTO items VALUES (\(Int32(2)))")
+        throw Boom()
+      }
+    }
+    // Swallowing the statement error inside the body must not turn into a silent "commit".
+    let swallowed = await #expect(throws: PostgresError.self) {
+      try await pool.withTransaction { connection in
+        try await connection.query("INSERT INTO items VALUES (\(Int32(3)))")
+        _ = try? await connection.query("SELECT 1/0")
+      }
+    }
+    #expect(swallowed?.message.contains("aborted") == true)
+    let count = try await pool.query("SELECT count(*) FROM items")[0].decode(Int.self, at: 0)
+    #expect(count == 0)
+    // And a transaction that succeeds does commit.
+    try await pool.withTransaction { try await $0.query("INSERT INTO items VALUES (\(Int32(4)))") }
+    #expect(try await pool.query("SELECT count(*) FROM items")[0].decode(Int.self, at: 0) == 1)
+    await pool.close()
+  }
+
+  @Test("cancelling the task rolls the transaction back and cancels the running statement")
+  func cancellationRollsBack() async throws {
+    let pool = try await makePool()
+    try await pool.query("CREATE TABLE items (id int PRIMARY KEY)")
+    let started = ContinuousClock.now
+    let task = Task {
+      try await pool.withTransaction { connection in
+        try await connection.query("INSERT INTO items VALUES (\(Int32(1)))")
+        try await connection.query("SELECT pg_sleep(30)")
+      }
+    }
+    try await Task.sleep(for: .milliseconds(300))
+    task.cancel()
+    let result = await task.result
+    #expect(throws: PostgresError.self) { try result.get() }
+    #expect(ContinuousClock.now - started < .seconds(20), "the server-side sleep was cancelled")
+    #expect(try await pool.query("SELECT count(*) FROM items")[0].decode(Int.self, at: 0) == 0)
+    await pool.close()
+  }
+
+  @Test("a unique violation is its own error case, with SQLSTATE and constraint")
+  func uniqueViolation() async throws {
+    let pool = try await makePool()
+    try await pool.query("CREATE TABLE keys (k text CONSTRAINT keys_unique UNIQUE)")
+    try await pool.query("INSERT INTO keys VALUES (\("a"))")
+    let error = try await #require(throws: PostgresError.self) {
+      try await pool.query("INSERT INTO keys VALUES (\("a"))")
+    }
+    #expect(error.isUniqueViolation)
+    #expect(error.code == .server)
+    #expect(error.sqlState == .uniqueViolation)
+    #expect(error.constraint == "keys_unique")
+    #expect(!error.isTransactionRetryable)
+  }
+
+  @Test("serialization failures and syntax errors are distinguishable by SQLSTATE")
+  func otherServerErrors() async throws {
+    let pool = try await makePool()
+    let serialization = try await #require(throws: PostgresError.self) {
+      try await pool.query(
+        "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+    }
+    #expect(serialization.sqlState == .serializationFailure)
+    #expect(serialization.isTransactionRetryable)
+    let syntax = try await #require(throws: PostgresError.self) { try await pool.query("SELEC 1") }
+    #expect(syntax.sqlState == .syntaxError)
+    #expect(!syntax.isUniqueViolation)
+  }
+
+  @Test("a connection killed by the server surfaces as connectionLost, and the pool recovers")
+  func connectionLost() async throws {
+    let pool = try await makePool(maximumConnections: 1)
+    let victimPID = try await pool.query("SELECT pg_backend_pid()")[0].decode(Int32.self, at: 0)
+    let killer = try await makeConnection()
+    // The victim lives in another database of the same cluster; terminate it from there.
+    try await killer.query("SELECT pg_terminate_backend(\(victimPID))")
+    await killer.close()
+    try await Task.sleep(for: .milliseconds(200))
+    let error = await #expect(throws: PostgresError.self) {
+      try await pool.query("SELECT 1")
+    }
+    #expect(error?.code == .connectionLost)
+    // The broken connection was discarded; the next lease gets a fresh one.
+    #expect(try await pool.query("SELECT 1")[0].decode(Int.self, at: 0) == 1)
+    await pool.close()
+  }
+
+  @Test("200 concurrent queries through a pool of 4 all complete, on at most 4 server connections")
+  func boundedPool() async throws {
+    let application = "pool-test-\(UUID().uuidString.prefix(8))"
+    let pool = try await makePool(maximumConnections: 4, applicationName: application)
+    let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+      for _ in 0..<200 {
+        group.addTask {
+          try await pool.query(
+            """
+            SELECT count(*) FROM pg_stat_activity, pg_sleep(0.005) WHERE application_name = \(application)
+            """
+          )[0].decode(Int.self, at: 0)
+        }
+      }
+      var counts: [Int] = []
+      for try await count in group { counts.append(count) }
+      return counts
+    }
+    #expect(counts.count == 200)
+    #expect(counts.max()! <= 4)
+    #expect(counts.max()! >= 2, "the queries did run concurrently")
+    #expect(pool.openConnections <= 4)
+    await pool.close()
+  }
+
+  @Test("a caller that waits longer than the acquire timeout gets poolTimeout")
+  func acquireTimeout() async throws {
+    let pool = try await makePool(maximumConnections: 1, acquireTimeout: .milliseconds(200))
+    try await pool.withConnection { _ in
+      let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }
+      #expect(error?.code == .poolTimeout)
+    }
+    #expect(try await pool.query("SELECT 1").count == 1)
+    await pool.close()
+  }
+
+  @Test("waiting callers are served first come, first served")
+  func fairWaiting() async throws {
+    let pool = try await makePool(maximumConnections: 1)
+    let order = OrderRecorder()
+    let (gate, open) = AsyncStream<Void>.makeStream()
+    let holder = Task {
+      try await pool.withConnection { _ in
+        for await _ in gate { break }
+      }
+    }
+    try await Task.sleep(for: .milliseconds(200))
+    var waiters: [Task<Void, any Error>] = []
+    for index in 0..<5 {
+      waiters.append(Task { try await pool.withConnection { _ in await order.append(index) } })
+      try await Task.sleep(for: .milliseconds(50))  // queue them in a known order
+    }
+    #expect(await order.values.isEmpty, "nobody ran while the only connection was leased")
+    open.yield()
+    open.finish()
+    try await holder.value
+    for waiter in waiters { try await waiter.value }
+    #expect(await order.values == [0, 1, 2, 3, 4])
+    await pool.close()
+  }
+
+  @Test("LISTEN receives a NOTIFY sent from another connection")
+  func listenNotify() async throws {
+    let pool = try await makePool()
+    let receiver = try await PostgresConnection.connect(
+      configuration: pool.configuration.connection, logger: quietLogger("listen-test"))
+    let channel = "payments \"events\""  // needs identifier quoting
+    let notifications = try await receiver.listen(channel)
+    try await pool.withConnection { try await $0.notify(channel, payload: "pay_123 ✓") }
+    // Notifications sent inside a transaction arrive only after it commits.
+    try await pool.withTransaction { try await $0.notify(channel, payload: "second") }
+    var iterator = notifications.makeAsyncIterator()
+    let first = try #require(try await iterator.next())
+    #expect(first.channel == channel)
+    #expect(first.payload == "pay_123 ✓")
+    let second = try #require(try await iterator.next())
+    #expect(second.payload == "second")
+    // The connection still runs statements while it listens.
+    #expect(try await receiver.query("SELECT 1").count == 1)
+    await receiver.close()
+    await pool.close()
+  }
+}
+
+actor OrderRecorder {
+  var values: [Int] = []
+  func append(_ value: Int) { values.append(value) }
+}
+
