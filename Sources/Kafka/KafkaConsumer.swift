@@ -49,7 +49,10 @@ public final class KafkaConsumer: Sendable {
     /// Wakes the consumer thread, whether it sleeps idle or blocks in `consumer_poll`.
     func signal() {
       wake.signal()
-      rd_kafka_queue_yield(queue.pointer)
+      // The queue is destroyed when the thread finishes (under the same lock).
+      state.withLock { state in
+        if !state.finished { rd_kafka_queue_yield(queue.pointer) }
+      }
     }
   }
 
@@ -242,6 +245,7 @@ public final class KafkaConsumer: Sendable {
     }
     let (demand, jobs, waiters) = shared.state.withLock { state in
       state.finished = true
+      rd_kafka_queue_destroy(shared.queue.pointer)
       defer {
         state.demand = nil
         state.jobs = []
@@ -251,7 +255,6 @@ public final class KafkaConsumer: Sendable {
     }
     demand?.resume(returning: nil)
     for job in jobs { job(client.handle) }  // pending commits find nothing left to commit
-    rd_kafka_queue_destroy(shared.queue.pointer)
     for waiter in waiters { waiter.resume() }
   }
 

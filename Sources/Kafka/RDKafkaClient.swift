@@ -10,6 +10,7 @@ import Logging
 final class RDKafkaClient: @unchecked Sendable {
   let handle: OpaquePointer
   let context: Unmanaged<CallbackContext>
+  let kind: Kind
 
   /// What C callbacks need; kept alive (retained) until the handle is destroyed.
   class CallbackContext {
@@ -40,10 +41,14 @@ final class RDKafkaClient: @unchecked Sendable {
     }
     self.handle = handle
     self.context = retained
+    self.kind = kind
   }
 
   deinit {
-    rd_kafka_destroy(handle)
+    // A consumer has already left its group on its own thread (KafkaConsumer.run); closing it a
+    // second time here could block on a coordinator that is gone.
+    let flags = kind == .consumer ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0
+    rd_kafka_destroy_flags(handle, Int32(flags))
     context.release()
   }
 

@@ -1,0 +1,285 @@
+import Foundation
+import Kafka
+import PaymentsTestSupport
+import Synchronization
+import Testing
+
+@Suite("Kafka against the dev broker")
+struct KafkaTests {
+  func producer(_ cluster: MockKafkaCluster) throws -> KafkaProducer {
+    try KafkaProducer(
+      configuration: KafkaProducerConfiguration(client: TestKafka.client(cluster, id: "test-producer")),
+      logger: quietLogger("kafka-producer"))
+  }
+
+  @Test("10,000 keyed records are all delivered and consumed exactly once by a two-member group")
+  func twoConsumersSplitPartitions() async throws {
+    let cluster = try TestKafka.makeCluster(brokers: 3, topics: ["orders": 6])
+    let configuration = TestKafka.consumer(cluster, group: "split")
+    let consumers = try (0..<2).map { index in
+      try KafkaConsumer(configuration: configuration, topics: ["orders"], logger: quietLogger("consumer-\(index)"))
+    }
+    let log = ConsumptionLog()
+
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for consumer in consumers {
+        group.addTask {
+          var sinceCommit = 0
+          for try await record in consumer.records {
+            let key = String(decoding: record.key ?? [], as: UTF8.self)
+            let value = Int(String(decoding: record.value, as: UTF8.self))!
+            let reachedTotal = log.record(key: key, value: value, position: "\(record.partition)/\(record.offset)")
+            try consumer.storeOffset(record)
+            sinceCommit += 1
+            if sinceCommit == 500 {
+              try await consumer.commit()
+              sinceCommit = 0
+            }
+            if reachedTotal { break }
+          }
+          try await consumer.commit()
+        }
+      }
+      // Produce only once both members own partitions, so the records are split between them.
+      let deadline = ContinuousClock.now + .seconds(60)
+      while consumers.contains(where: { $0.assignment.isEmpty }) {
+        #expect(ContinuousClock.now < deadline, "both members got partitions")
+        if ContinuousClock.now >= deadline { break }
+        try await Task.sleep(for: .milliseconds(100))
+      }
+      let assignments = consumers.map(\.assignment)
+      #expect(assignments[0].isDisjoint(with: assignments[1]))
+      #expect(assignments[0].union(assignments[1]).count == 6)
+
+      let producer = try producer(cluster)
+      let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { sends in
+        for value in 0..<10_000 {
+          sends.addTask {
+            try await producer.send(
+              KafkaProducerRecord(
+                topic: "orders", key: "key-\(value % 100)", value: Array(String(value).utf8),
+                headers: [KafkaHeader(key: "content-type", string: "text/plain")]))
+          }
+        }
+        return try await sends.reduce(into: []) { $0.append($1) }
+      }
+      #expect(reports.count == 10_000)
+      #expect(Set(reports.map { "\($0.partition)/\($0.offset)" }).count == 10_000)
+      await producer.close()
+
+      // Wait for consumption, bounded.
+      let consumeDeadline = ContinuousClock.now + .seconds(120)
+      while log.total < 10_000, ContinuousClock.now < consumeDeadline {
+        try await Task.sleep(for: .milliseconds(100))
+      }
+      group.cancelAll()
+      try? await group.waitForAll()
+    }
+    for consumer in consumers { await consumer.close() }
+
+    #expect(log.total == 10_000)
+    let duplicates = log.state.withLock { $0.positions.values.filter { $0 > 1 }.count }
+    #expect(duplicates == 0, "no record was consumed twice")
+    let values = log.state.withLock { $0.seen }
+    #expect(values.values.reduce(0) { $0 + $1.count } == 10_000)
+    #expect(Set(values.values.joined()) == Set(0..<10_000), "every record arrived")
+    for (key, sequence) in values {
+      #expect(sequence == sequence.sorted(), "records with key \(key) were consumed in send order")
+    }
+  }
+
+  @Test("a restarted consumer resumes right after its last committed offset")
+  func resumeAfterCommit() async throws {
+    let cluster = try TestKafka.makeCluster(topics: ["events": 1])
+    let producer = try producer(cluster)
+    for value in 0..<100 {
+      try await producer.send(KafkaProducerRecord(topic: "events", key: "k", value: Array(String(value).utf8)))
+    }
+    await producer.close()
+
+    let configuration = TestKafka.consumer(cluster, group: "resume")
+    let first = try KafkaConsumer(configuration: configuration, topics: ["events"], logger: quietLogger("first"))
+    var processed: [Int64] = []
+    for try await record in first.records {
+      processed.append(record.offset)
+      if record.offset == 39 {
+        try await first.commit(record)  // commits offset 40: "records up to 39 are done"
+        break
+      }
+    }
+    // Read a few more without committing them: they must be delivered again.
+    var iterator = first.records.makeAsyncIterator()
+    for _ in 0..<5 { _ = try await iterator.next() }
+    await first.close()
+    #expect(processed == Array(0...39))
+
+    let second = try KafkaConsumer(configuration: configuration, topics: ["events"], logger: quietLogger("second"))
+    var resumed = second.records.makeAsyncIterator()
+    let next = try #require(try await resumed.next())
+    #expect(next.offset == 40)
+    #expect(String(decoding: next.value, as: UTF8.self) == "40")
+    await second.close()
+  }
+
+  @Test("records produced while every broker is down for 5 s are all delivered afterwards")
+  func brokerOutage() async throws {
+    let cluster = try TestKafka.makeCluster(brokers: 3, topics: ["outage": 3])
+    let producer = try producer(cluster)
+    let count = 1_000
+    let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport?.self) { group in
+      for value in 0..<count {
+        if value == count / 3 {
+          // Let the first third go out, then take the whole cluster down mid-stream.
+          try await Task.sleep(for: .milliseconds(200))
+          try cluster.setBrokerDown()
+          group.addTask {
+            try await Task.sleep(for: .seconds(5))
+            try cluster.setBrokerUp()
+            return nil
+          }
+        }
+        group.addTask {
+          try await producer.send(
+            KafkaProducerRecord(topic: "outage", key: "k\(value)", value: Array(String(value).utf8)))
+        }
+      }
+      return try await group.reduce(into: [KafkaDeliveryReport]()) { if let report = $1 { $0.append(report) } }
+    }
+    #expect(reports.count == count)
+    await producer.close()
+
+    let consumer = try KafkaConsumer(
+      configuration: TestKafka.consumer(cluster, group: "outage-check"), topics: ["outage"],
+      logger: quietLogger("outage-consumer"))
+    var values = Set<Int>()
+    var received = 0
+    for try await record in consumer.records {
+      values.insert(Int(String(decoding: record.value, as: UTF8.self))!)
+      received += 1
+      if received == count { break }
+    }
+    await consumer.close()
+    #expect(values == Set(0..<count), "nothing produced was lost")
+  }
+
+  @Test("after a rebalance, a revoked record's offset can no longer be stored")
+  func revokedPartitionRefusesStore() async throws {
+    let cluster = try TestKafka.makeCluster(topics: ["work": 2])
+    let producer = try producer(cluster)
+    for value in 0..<20 {
+      try await producer.send(KafkaProducerRecord(topic: "work", partition: Int32(value % 2), key: nil, value: [UInt8(value)]))
+    }
+    await producer.close()
+    let configuration = TestKafka.consumer(cluster, group: "revoke")
+    let first = try KafkaConsumer(configuration: configuration, topics: ["work"], logger: quietLogger("a"))
+    var iterator = first.records.makeAsyncIterator()
+    let held = try #require(try await iterator.next())
+    try first.storeOffset(held)  // fine while the partition is ours
+
+    // The first member keeps polling (so it takes part in the rebalance) while a second joins.
+    let firstReader = Task { for try await _ in first.records {} }
+    let second = try KafkaConsumer(configuration: configuration, topics: ["work"], logger: quietLogger("b"))
+    let secondReader = Task { for try await _ in second.records {} }
+    let deadline = ContinuousClock.now + .seconds(60)
+    while second.assignment.isEmpty || first.assignment.isEmpty, ContinuousClock.now < deadline {
+      try await Task.sleep(for: .milliseconds(100))
+    }
+    #expect(!second.assignment.isEmpty, "the second member got a partition")
+    let error = try #require(throws: KafkaError.self) { try first.storeOffset(held) }
+    #expect(error.code == .partitionRevoked)
+    firstReader.cancel()
+    secondReader.cancel()
+    await first.close()
+    await second.close()
+  }
+
+  @Test("configuration: enforced guarantees cannot be switched off, unknown properties are named")
+  func configurationErrors() throws {
+    let cluster = try TestKafka.makeCluster(topics: ["t": 1])
+    var client = TestKafka.client(cluster)
+    client.properties = ["enable.idempotence": "false"]
+    let idempotence = try #require(throws: KafkaError.self) {
+      try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: quietLogger("p"))
+    }
+    #expect(idempotence.code == .configuration)
+    #expect(idempotence.message.contains("enable.idempotence"))
+
+    client.properties = ["no.such.property": "1"]
+    let unknown = try #require(throws: KafkaError.self) {
+      try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: quietLogger("p"))
+    }
+    #expect(unknown.message.contains("no.such.property"))
+
+    client.properties = ["enable.auto.commit": "true"]
+    #expect(throws: KafkaError.self) {
+      try KafkaConsumer(
+        configuration: KafkaConsumerConfiguration(client: client, groupID: "g"), topics: ["t"],
+        logger: quietLogger("c"))
+    }
+    // A pass-through property that is valid is accepted.
+    client.properties = ["socket.keepalive.enable": "true"]
+    let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: quietLogger("p"))
+    _ = producer
+  }
+
+  @Test("headers and null keys survive the round trip")
+  func headersRoundTrip() async throws {
+    let cluster = try TestKafka.makeCluster(topics: ["h": 1])
+    let producer = try producer(cluster)
+    let report = try await producer.send(
+      KafkaProducerRecord(
+        topic: "h", key: nil, value: [1, 2, 3],
+        headers: [KafkaHeader(key: "event-type", string: "PaymentSucceeded"), KafkaHeader(key: "empty", value: nil)]))
+    #expect(report.topic == "h")
+    #expect(report.offset == 0)
+    await producer.close()
+    let consumer = try KafkaConsumer(
+      configuration: TestKafka.consumer(cluster, group: "h"), topics: ["h"], logger: quietLogger("c"))
+    var iterator = consumer.records.makeAsyncIterator()
+    let record = try #require(try await iterator.next())
+    #expect(record.key == nil)
+    #expect(record.value == [1, 2, 3])
+    #expect(record.header("event-type") == Array("PaymentSucceeded".utf8))
+    #expect(record.headers.contains(KafkaHeader(key: "empty", value: nil)))
+    #expect(record.timestamp != nil)
+    await consumer.close()
+  }
+
+  @Test("a record larger than the broker accepts fails with a typed, non-retriable error")
+  func oversizedRecord() async throws {
+    let cluster = try TestKafka.makeCluster(topics: ["small": 1])
+    let producer = try producer(cluster)
+    let error = try await #require(throws: KafkaError.self) {
+      try await producer.send(KafkaProducerRecord(topic: "small", key: "k", value: [UInt8](repeating: 7, count: 2_000_000)))
+    }
+    #expect(error.code == .produce)
+    #expect(!error.isRetriable)
+    #expect(error.message.contains("MSG_SIZE_TOO_LARGE"))
+    // The producer keeps working for records of normal size.
+    let report = try await producer.send(KafkaProducerRecord(topic: "small", key: "k", value: [1]))
+    #expect(report.offset == 0)
+    await producer.close()
+  }
+}
+
+/// What the consumers of one test saw, shared between their tasks.
+final class ConsumptionLog: Sendable {
+  struct State {
+    var seen: [String: [Int]] = [:]  // key → values in consumption order
+    var positions: [String: Int] = [:]  // "partition/offset" → times seen
+    var total = 0
+  }
+  let state = Mutex(State())
+
+  /// Records one consumed record; returns true when it was the 10,000th.
+  func record(key: String, value: Int, position: String) -> Bool {
+    state.withLock { state in
+      state.seen[key, default: []].append(value)
+      state.positions[position, default: 0] += 1
+      state.total += 1
+      return state.total == 10_000
+    }
+  }
+
+  var total: Int { state.withLock { $0.total } }
+}
