@@ -17,6 +17,8 @@ extension Target.Dependency {
   static let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
   static let serviceLifecycle = Target.Dependency.product(
     name: "ServiceLifecycle", package: "swift-service-lifecycle")
+  static let unixSignals = Target.Dependency.product(
+    name: "UnixSignals", package: "swift-service-lifecycle")
 }
 
 let package = Package(
@@ -75,14 +77,16 @@ let package = Package(
     .executableTarget(
       name: "payments",
       dependencies: [
-        "Postgres", "Kafka", "PaymentsSchema", .argumentParser, .logging, .serviceLifecycle,
+        "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", .argumentParser, .logging,
+        .serviceLifecycle, .unixSignals,
       ]),
 
     // MARK: Test support and tests
     .target(name: "PaymentsTestSupport", dependencies: ["Postgres", "Kafka", .logging]),
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
-    .testTarget(name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport"]),
+    .testTarget(
+      name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
   ]
 )
 

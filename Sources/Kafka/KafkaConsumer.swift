@@ -76,7 +76,8 @@ public final class KafkaConsumer: Sendable {
     }
     self.client = client
     rd_kafka_poll_set_consumer(client.handle)
-    let shared = Shared(queue: QueueHandle(pointer: rd_kafka_queue_get_consumer(client.handle)), logger: logger)
+    let shared = Shared(
+      queue: QueueHandle(pointer: rd_kafka_queue_get_consumer(client.handle)), logger: logger)
     context.shared = shared
     self.shared = shared
 
@@ -121,7 +122,8 @@ public final class KafkaConsumer: Sendable {
       }
       let list = rd_kafka_topic_partition_list_new(1)
       defer { rd_kafka_topic_partition_list_destroy(list) }
-      rd_kafka_topic_partition_list_add(list, record.topic, record.partition).pointee.offset = record.offset + 1
+      rd_kafka_topic_partition_list_add(list, record.topic, record.partition).pointee.offset =
+        record.offset + 1
       let error = rd_kafka_offsets_store(client.handle, list)
       guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
         throw KafkaError(code: .commit, error, context: "store offset for \(partition)")
@@ -178,7 +180,8 @@ public final class KafkaConsumer: Sendable {
   func nextRecord() async throws -> KafkaConsumerRecord? {
     let shared = self.shared
     return try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<KafkaConsumerRecord?, any Error>) in
+      try await withCheckedThrowingContinuation {
+        (continuation: CheckedContinuation<KafkaConsumerRecord?, any Error>) in
         enum Immediate { case record(KafkaConsumerRecord?), error(any Error), wait }
         let immediate = shared.state.withLock { state -> Immediate in
           if let record = state.buffered {
@@ -189,7 +192,8 @@ public final class KafkaConsumer: Sendable {
           if state.finished || state.closing { return .record(nil) }
           if Task.isCancelled { return .error(CancellationError()) }
           guard state.demand == nil else {
-            return .error(KafkaError(code: .consume, message: "records can only be read by one task at a time"))
+            return .error(
+              KafkaError(code: .consume, message: "records can only be read by one task at a time"))
           }
           state.demand = continuation
           return .wait
@@ -241,7 +245,8 @@ public final class KafkaConsumer: Sendable {
     // Leaving the group serves the final revoke, which commits the stored offsets.
     let closeError = rd_kafka_consumer_close(client.handle)
     if closeError != RD_KAFKA_RESP_ERR_NO_ERROR {
-      shared.logger.warning("Kafka consumer close", metadata: ["error": "\(KafkaError(code: .consume, closeError))"])
+      shared.logger.warning(
+        "Kafka consumer close", metadata: ["error": "\(KafkaError(code: .consume, closeError))"])
     }
     let (demand, jobs, waiters) = shared.state.withLock { state in
       state.finished = true
@@ -270,9 +275,10 @@ public final class KafkaConsumer: Sendable {
   private static func deliver(_ message: UnsafeMutablePointer<rd_kafka_message_t>, shared: Shared) {
     let topic = String(cString: rd_kafka_topic_name(message.pointee.rkt))
     let partition = message.pointee.partition
-    let payload = message.pointee.payload.map {
-      Array(UnsafeRawBufferPointer(start: $0, count: message.pointee.len))
-    } ?? []
+    let payload =
+      message.pointee.payload.map {
+        Array(UnsafeRawBufferPointer(start: $0, count: message.pointee.len))
+      } ?? []
     let key = message.pointee.key.map {
       Array(UnsafeRawBufferPointer(start: $0, count: message.pointee.key_len))
     }
@@ -355,7 +361,9 @@ private func rebalanceCallback(
       cooperative
       ? rd_kafka_error_code_and_destroy(rd_kafka_incremental_assign(handle, partitions))
       : rd_kafka_assign(handle, partitions)
-    shared.logger.info("partitions assigned", metadata: ["partitions": "\(changed.map(\.description))", "result": "\(result.rawValue)"])
+    shared.logger.info(
+      "partitions assigned",
+      metadata: ["partitions": "\(changed.map(\.description))", "result": "\(result.rawValue)"])
   case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
     // First refuse further offset stores for these partitions, then commit what was stored.
     shared.state.withLock { state in

@@ -23,7 +23,8 @@ public final class KafkaProducer: Sendable {
 
   private struct State {
     var closed = false
-    var flushWaiters: [(deadline: ContinuousClock.Instant, continuation: CheckedContinuation<Void, any Error>)] = []
+    var flushWaiters:
+      [(deadline: ContinuousClock.Instant, continuation: CheckedContinuation<Void, any Error>)] = []
     var pollThreadDone: CheckedContinuation<Void, Never>? = nil
     var pollThreadFinished = false
   }
@@ -57,7 +58,8 @@ public final class KafkaProducer: Sendable {
       if shared.state.withLock({ $0.closed }) {
         throw KafkaError(code: .closed, message: "producer is closed")
       }
-      let outcome: SendOutcome = await withCheckedContinuation { (continuation: CheckedContinuation<SendOutcome, Never>) in
+      let outcome: SendOutcome = await withCheckedContinuation {
+        (continuation: CheckedContinuation<SendOutcome, Never>) in
         let box = Unmanaged.passRetained(DeliveryBox(continuation: continuation, topic: record.topic))
         let error = enqueue(record, opaque: box.toOpaque())
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -79,7 +81,8 @@ public final class KafkaProducer: Sendable {
     }
   }
 
-  private func enqueue(_ record: KafkaProducerRecord, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+  private func enqueue(_ record: KafkaProducerRecord, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t
+  {
     var headers: OpaquePointer? = nil
     if !record.headers.isEmpty {
       headers = rd_kafka_headers_new(record.headers.count)
@@ -221,9 +224,11 @@ private func deliveryReportCallback(
   if error == RD_KAFKA_RESP_ERR_NO_ERROR {
     box.continuation.resume(
       returning: .delivered(
-        KafkaDeliveryReport(topic: box.topic, partition: message.pointee.partition, offset: message.pointee.offset)))
+        KafkaDeliveryReport(
+          topic: box.topic, partition: message.pointee.partition, offset: message.pointee.offset)))
   } else {
     box.continuation.resume(
-      returning: .failed(KafkaError(code: .delivery, error, context: "record for \(box.topic) not delivered")))
+      returning: .failed(KafkaError(code: .delivery, error, context: "record for \(box.topic) not delivered"))
+    )
   }
 }

@@ -104,7 +104,8 @@ public struct KafkaMockError: RawRepresentable, Sendable, Hashable {
   public static let requestTimedOut = KafkaMockError(rawValue: RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT.rawValue)
   public static let notLeaderForPartition = KafkaMockError(
     rawValue: RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION.rawValue)
-  public static let notEnoughReplicas = KafkaMockError(rawValue: RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS.rawValue)
+  public static let notEnoughReplicas = KafkaMockError(
+    rawValue: RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS.rawValue)
   public static let coordinatorNotAvailable = KafkaMockError(
     rawValue: RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE.rawValue)
 }

@@ -37,6 +37,7 @@ public enum PaymentsMigrations {
   private static func migration(_ schema: String, _ version: Int, _ name: String, _ bytes: [UInt8])
     -> PostgresMigration
   {
-    PostgresMigration(schema: schema, version: version, name: name, sql: String(decoding: bytes, as: UTF8.self))
+    PostgresMigration(
+      schema: schema, version: version, name: name, sql: String(decoding: bytes, as: UTF8.self))
   }
 }

@@ -12,7 +12,8 @@ public enum ChildProcess {
     var template = Array("/tmp/payments-child-XXXXXX".utf8CString)
     let outputDescriptor = mkstemp(&template)
     guard outputDescriptor >= 0 else { throw HarnessError("mkstemp failed: \(errno)") }
-    let outputPath = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let outputPath = String(
+      decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     defer {
       close(outputDescriptor)
       unlink(outputPath)
@@ -48,7 +49,9 @@ public enum ChildProcess {
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     let result = posix_spawn(&pid, program, &actions, nil, argv, environ)
-    guard result == 0 else { throw HarnessError("could not start \(program): \(String(cString: strerror(result)))") }
+    guard result == 0 else {
+      throw HarnessError("could not start \(program): \(String(cString: strerror(result)))")
+    }
     return pid
   }
 

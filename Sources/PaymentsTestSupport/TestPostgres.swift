@@ -1,6 +1,6 @@
 import Foundation
-import Postgres
 import Logging
+import Postgres
 
 /// A throwaway PostgreSQL 15 cluster for tests, started once per test process.
 ///
@@ -45,7 +45,9 @@ public actor TestPostgres {
       return url
     }
     let cluster = try LocalPostgresCluster.create(prefix: "payments-test-pg")
-    try cluster.start(settings: ["fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300"])
+    try cluster.start(settings: [
+      "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300",
+    ])
     try cluster.watchProcess(getpid())
     return cluster.connectionString
   }
@@ -80,7 +82,10 @@ public struct LocalPostgresCluster: Sendable {
     guard !FileManager.default.fileExists(atPath: directory + "/data/PG_VERSION") else { return }
     try runAsPostgres(
       try binary("initdb"),
-      ["-D", directory + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
+      [
+        "-D", directory + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync",
+        "--no-instructions",
+      ])
   }
 
   public init(directory: String, port: Int) {
@@ -93,7 +98,8 @@ public struct LocalPostgresCluster: Sendable {
     var options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1"
     for (key, value) in settings.sorted(by: { $0.key < $1.key }) { options += " -c \(key)=\(value)" }
     try Self.runAsPostgres(
-      try Self.binary("pg_ctl"), ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start"])
+      try Self.binary("pg_ctl"),
+      ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o", options, "start"])
   }
 
   /// Stops the server (fast shutdown: open transactions are rolled back).
@@ -113,7 +119,9 @@ public struct LocalPostgresCluster: Sendable {
 
   /// The path of a PostgreSQL 15 server program.
   public static func binary(_ name: String) throws -> String {
-    for directory in ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"] {
+    for directory in [
+      "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin",
+    ] {
       let path = directory + "/" + name
       if FileManager.default.isExecutableFile(atPath: path) { return path }
     }

@@ -1,7 +1,7 @@
 import CLibPQ
+import Foundation
 import Glibc
 import Synchronization
-import Foundation
 
 /// The dedicated OS thread that owns one libpq connection.
 ///

@@ -102,9 +102,11 @@ extension PostgresConnection {
 
   static func escapeIdentifier(_ identifier: String, _ connection: OpaquePointer) -> String? {
     let utf8 = Array(identifier.utf8)
-    guard let escaped = utf8.withUnsafeBufferPointer({ buffer in
-      buffer.withMemoryRebound(to: CChar.self) { PQescapeIdentifier(connection, $0.baseAddress, $0.count) }
-    }) else { return nil }
+    guard
+      let escaped = utf8.withUnsafeBufferPointer({ buffer in
+        buffer.withMemoryRebound(to: CChar.self) { PQescapeIdentifier(connection, $0.baseAddress, $0.count) }
+      })
+    else { return nil }
     defer { PQfreemem(escaped) }
     return String(cString: escaped)
   }
@@ -293,6 +295,7 @@ private func postgresNoticeReceiver(_ context: UnsafeMutableRawPointer?, _ resul
   let sink = Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
   let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) } ?? "NOTICE"
   let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) } ?? ""
-  let level: Logger.Level = severity == "WARNING" ? .warning : (severity == "FATAL" || severity == "PANIC" ? .error : .debug)
+  let level: Logger.Level =
+    severity == "WARNING" ? .warning : (severity == "FATAL" || severity == "PANIC" ? .error : .debug)
   sink.logger.log(level: level, "PostgreSQL \(severity): \(message)")
 }

@@ -45,7 +45,8 @@ public final class PostgresConnection: Sendable {
       var closed = false
       var idleInTransaction = false
       var cancelHandle: CancelHandle? = nil
-      var subscribers: [String: [Int: AsyncThrowingStream<PostgresNotification, any Error>.Continuation]] = [:]
+      var subscribers: [String: [Int: AsyncThrowingStream<PostgresNotification, any Error>.Continuation]] =
+        [:]
       var nextSubscriberID = 0
     }
     let values = Mutex(Values())
@@ -141,14 +142,17 @@ public final class PostgresConnection: Sendable {
     let job = StatementJob()
     let shared = self.shared
     let operation = {
-      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresRows, any Error>) in
+      try await withCheckedThrowingContinuation {
+        (continuation: CheckedContinuation<PostgresRows, any Error>) in
         let accepted = self.thread.submit { handle in
           guard job.start() else {
             continuation.resume(
               throwing: PostgresError(code: .cancelled, message: "statement cancelled before it was sent"))
             return
           }
-          let result = Result { try PostgresConnection.execute(query, script: script, handle, shared: shared) }
+          let result = Result {
+            try PostgresConnection.execute(query, script: script, handle, shared: shared)
+          }
           job.finish()
           continuation.resume(with: result)
         }

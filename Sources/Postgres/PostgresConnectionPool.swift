@@ -159,7 +159,8 @@ public final class PostgresConnectionPool: Sendable {
         }
       }
     } onCancel: {
-      failWaiter(waiterID, PostgresError(code: .cancelled, message: "cancelled while waiting for a connection"))
+      failWaiter(
+        waiterID, PostgresError(code: .cancelled, message: "cancelled while waiting for a connection"))
     }
   }
 

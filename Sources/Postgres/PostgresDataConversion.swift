@@ -216,7 +216,8 @@ enum PostgresTimestamp {
     let hour = seconds / 3600
     let minute = (seconds % 3600) / 60
     let second = seconds % 60
-    return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(micros, 6))Z"
+    return
+      "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(micros, 6))Z"
   }
 
   static func parse(_ bytes: ArraySlice<UInt8>) -> Date? {

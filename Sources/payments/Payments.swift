@@ -6,5 +6,5 @@ struct Payments: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "payments",
     abstract: "The payments platform: services, migrations and development infrastructure.",
-    subcommands: [MigrateCommand.self])
+    subcommands: [MigrateCommand.self, BrokerCommand.self])
 }

@@ -17,7 +17,8 @@ struct KafkaTests {
     let cluster = try TestKafka.makeCluster(brokers: 3, topics: ["orders": 6])
     let configuration = TestKafka.consumer(cluster, group: "split")
     let consumers = try (0..<2).map { index in
-      try KafkaConsumer(configuration: configuration, topics: ["orders"], logger: quietLogger("consumer-\(index)"))
+      try KafkaConsumer(
+        configuration: configuration, topics: ["orders"], logger: quietLogger("consumer-\(index)"))
     }
     let log = ConsumptionLog()
 
@@ -28,7 +29,8 @@ struct KafkaTests {
           for try await record in consumer.records {
             let key = String(decoding: record.key ?? [], as: UTF8.self)
             let value = Int(String(decoding: record.value, as: UTF8.self))!
-            let reachedTotal = log.record(key: key, value: value, position: "\(record.partition)/\(record.offset)")
+            let reachedTotal = log.record(
+              key: key, value: value, position: "\(record.partition)/\(record.offset)")
             try consumer.storeOffset(record)
             sinceCommit += 1
             if sinceCommit == 500 {
@@ -52,16 +54,23 @@ struct KafkaTests {
       #expect(assignments[0].union(assignments[1]).count == 6)
 
       let producer = try producer(cluster)
-      let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { sends in
-        for value in 0..<10_000 {
+      // 100 keys, each sent by its own task in value order (so "send order" is well defined),
+      // all keys concurrently.
+      let reports = try await withThrowingTaskGroup(of: [KafkaDeliveryReport].self) { sends in
+        for key in 0..<100 {
           sends.addTask {
-            try await producer.send(
-              KafkaProducerRecord(
-                topic: "orders", key: "key-\(value % 100)", value: Array(String(value).utf8),
-                headers: [KafkaHeader(key: "content-type", string: "text/plain")]))
+            var reports: [KafkaDeliveryReport] = []
+            for value in stride(from: key, to: 10_000, by: 100) {
+              reports.append(
+                try await producer.send(
+                  KafkaProducerRecord(
+                    topic: "orders", key: "key-\(key)", value: Array(String(value).utf8),
+                    headers: [KafkaHeader(key: "content-type", string: "text/plain")])))
+            }
+            return reports
           }
         }
-        return try await sends.reduce(into: []) { $0.append($1) }
+        return try await sends.reduce(into: []) { $0 += $1 }
       }
       #expect(reports.count == 10_000)
       #expect(Set(reports.map { "\($0.partition)/\($0.offset)" }).count == 10_000)
@@ -93,12 +102,14 @@ struct KafkaTests {
     let cluster = try TestKafka.makeCluster(topics: ["events": 1])
     let producer = try producer(cluster)
     for value in 0..<100 {
-      try await producer.send(KafkaProducerRecord(topic: "events", key: "k", value: Array(String(value).utf8)))
+      try await producer.send(
+        KafkaProducerRecord(topic: "events", key: "k", value: Array(String(value).utf8)))
     }
     await producer.close()
 
     let configuration = TestKafka.consumer(cluster, group: "resume")
-    let first = try KafkaConsumer(configuration: configuration, topics: ["events"], logger: quietLogger("first"))
+    let first = try KafkaConsumer(
+      configuration: configuration, topics: ["events"], logger: quietLogger("first"))
     var processed: [Int64] = []
     for try await record in first.records {
       processed.append(record.offset)
@@ -113,7 +124,8 @@ struct KafkaTests {
     await first.close()
     #expect(processed == Array(0...39))
 
-    let second = try KafkaConsumer(configuration: configuration, topics: ["events"], logger: quietLogger("second"))
+    let second = try KafkaConsumer(
+      configuration: configuration, topics: ["events"], logger: quietLogger("second"))
     var resumed = second.records.makeAsyncIterator()
     let next = try #require(try await resumed.next())
     #expect(next.offset == 40)
@@ -143,7 +155,9 @@ struct KafkaTests {
             KafkaProducerRecord(topic: "outage", key: "k\(value)", value: Array(String(value).utf8)))
         }
       }
-      return try await group.reduce(into: [KafkaDeliveryReport]()) { if let report = $1 { $0.append(report) } }
+      return try await group.reduce(into: [KafkaDeliveryReport]()) {
+        if let report = $1 { $0.append(report) }
+      }
     }
     #expect(reports.count == count)
     await producer.close()
@@ -167,7 +181,8 @@ struct KafkaTests {
     let cluster = try TestKafka.makeCluster(topics: ["work": 2])
     let producer = try producer(cluster)
     for value in 0..<20 {
-      try await producer.send(KafkaProducerRecord(topic: "work", partition: Int32(value % 2), key: nil, value: [UInt8(value)]))
+      try await producer.send(
+        KafkaProducerRecord(topic: "work", partition: Int32(value % 2), key: nil, value: [UInt8(value)]))
     }
     await producer.close()
     let configuration = TestKafka.consumer(cluster, group: "revoke")
@@ -218,7 +233,8 @@ struct KafkaTests {
     }
     // A pass-through property that is valid is accepted.
     client.properties = ["socket.keepalive.enable": "true"]
-    let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: quietLogger("p"))
+    let producer = try KafkaProducer(
+      configuration: KafkaProducerConfiguration(client: client), logger: quietLogger("p"))
     _ = producer
   }
 
@@ -229,7 +245,9 @@ struct KafkaTests {
     let report = try await producer.send(
       KafkaProducerRecord(
         topic: "h", key: nil, value: [1, 2, 3],
-        headers: [KafkaHeader(key: "event-type", string: "PaymentSucceeded"), KafkaHeader(key: "empty", value: nil)]))
+        headers: [
+          KafkaHeader(key: "event-type", string: "PaymentSucceeded"), KafkaHeader(key: "empty", value: nil),
+        ]))
     #expect(report.topic == "h")
     #expect(report.offset == 0)
     await producer.close()
@@ -250,7 +268,8 @@ struct KafkaTests {
     let cluster = try TestKafka.makeCluster(topics: ["small": 1])
     let producer = try producer(cluster)
     let error = try await #require(throws: KafkaError.self) {
-      try await producer.send(KafkaProducerRecord(topic: "small", key: "k", value: [UInt8](repeating: 7, count: 2_000_000)))
+      try await producer.send(
+        KafkaProducerRecord(topic: "small", key: "k", value: [UInt8](repeating: 7, count: 2_000_000)))
     }
     #expect(error.code == .produce)
     #expect(!error.isRetriable)

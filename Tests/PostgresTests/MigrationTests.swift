@@ -1,8 +1,8 @@
+import Foundation
 import PaymentsSchema
 import PaymentsTestSupport
 import Postgres
 import Testing
-import Foundation
 
 @Suite("Migrations")
 struct MigrationTests {
@@ -13,7 +13,8 @@ struct MigrationTests {
       sql: "CREATE SCHEMA sample; CREATE TABLE sample.applications (n int NOT NULL);"),
     PostgresMigration(
       schema: "sample", version: 2, name: "count",
-      sql: "INSERT INTO sample.applications VALUES (1); ALTER TABLE sample.applications ADD COLUMN note text;"),
+      sql: "INSERT INTO sample.applications VALUES (1); ALTER TABLE sample.applications ADD COLUMN note text;"
+    ),
   ]
 
   @Test("three runners migrating concurrently apply each version exactly once")
@@ -22,7 +23,8 @@ struct MigrationTests {
     let applied = try await withThrowingTaskGroup(of: Int.self) { group in
       for _ in 0..<3 {
         group.addTask {
-          let pool = PostgresConnectionPool(connectionString: url, maximumConnections: 1, logger: quietLogger("m"))
+          let pool = PostgresConnectionPool(
+            connectionString: url, maximumConnections: 1, logger: quietLogger("m"))
           let applied = try await PostgresMigrator(pool: pool, logger: quietLogger("m"))
             .migrate(Self.sample + PaymentsMigrations.all)
           await pool.close()
@@ -38,9 +40,10 @@ struct MigrationTests {
     #expect(try rows[0].decode(Int.self, at: 0) == 1)
     let recorded = try await pool.query(
       "SELECT schema_name, count(*) FROM public.schema_migrations GROUP BY schema_name ORDER BY schema_name")
-    let counts = try Dictionary(uniqueKeysWithValues: recorded.map {
-      (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1))
-    })
+    let counts = try Dictionary(
+      uniqueKeysWithValues: recorded.map {
+        (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1))
+      })
     #expect(counts == ["command": 1, "dispatcher": 1, "query": 1, "sample": 2])
     let schemas = try await pool.query(
       "SELECT nspname FROM pg_namespace WHERE nspname IN ('command', 'dispatcher', 'query') ORDER BY 1")
@@ -88,7 +91,8 @@ struct MigrationTests {
       for (file, migration) in zip(files, listed) {
         let version = Int(file.split(separator: "_")[1])
         #expect(version == migration.version, "\(file)")
-        let contents = try String(contentsOf: root.appendingPathComponent(schema).appendingPathComponent(file), encoding: .utf8)
+        let contents = try String(
+          contentsOf: root.appendingPathComponent(schema).appendingPathComponent(file), encoding: .utf8)
         #expect(contents == migration.sql, "\(file) is embedded as written")
       }
     }

@@ -194,4 +194,3 @@ actor OrderRecorder {
   var values: [Int] = []
   func append(_ value: Int) { values.append(value) }
 }
-

@@ -3,7 +3,10 @@ import PaymentsTestSupport
 import Postgres
 
 /// A pool on a fresh database of the shared test cluster.
-func makePool(maximumConnections: Int = 4, acquireTimeout: Duration = .seconds(10), applicationName: String = "payments-test")
+func makePool(
+  maximumConnections: Int = 4, acquireTimeout: Duration = .seconds(10),
+  applicationName: String = "payments-test"
+)
   async throws -> PostgresConnectionPool
 {
   let url = try await TestPostgres.shared.makeDatabase()
@@ -18,5 +21,6 @@ func makePool(maximumConnections: Int = 4, acquireTimeout: Duration = .seconds(1
 func makeConnection() async throws -> PostgresConnection {
   let url = try await TestPostgres.shared.makeDatabase()
   return try await PostgresConnection.connect(
-    configuration: PostgresConnectionConfiguration(connectionString: url), logger: quietLogger("postgres-test"))
+    configuration: PostgresConnectionConfiguration(connectionString: url),
+    logger: quietLogger("postgres-test"))
 }

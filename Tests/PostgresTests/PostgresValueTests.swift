@@ -135,7 +135,8 @@ struct PostgresValueTests {
     let text = String(decoding: bind.bytes ?? [], as: UTF8.self)
     let parsed = try Date(
       postgresCell: PostgresCell(
-        type: .timestamptz, columnName: "t", bytes: ArraySlice(text.replacingOccurrences(of: "T", with: " ").utf8)))
+        type: .timestamptz, columnName: "t",
+        bytes: ArraySlice(text.replacingOccurrences(of: "T", with: " ").utf8)))
     #expect(abs(parsed.timeIntervalSince1970 - seconds) < 0.000_001)
   }
 }
