@@ -242,7 +242,12 @@ public final class KafkaConsumer: Sendable {
           metadata: ["error": "\(KafkaError(code: .consume, error))"])
       }
     }
-    // Leaving the group serves the final revoke, which commits the stored offsets.
+    // Commit what was processed while still a full member, then leave the group.
+    let finalCommit = rd_kafka_commit(client.handle, nil, 0)
+    if finalCommit != RD_KAFKA_RESP_ERR_NO_ERROR && finalCommit != RD_KAFKA_RESP_ERR__NO_OFFSET {
+      shared.logger.warning(
+        "final commit before close failed", metadata: ["error": "\(KafkaError(code: .commit, finalCommit))"])
+    }
     let closeError = rd_kafka_consumer_close(client.handle)
     if closeError != RD_KAFKA_RESP_ERR_NO_ERROR {
       shared.logger.warning(
@@ -374,7 +379,12 @@ private func rebalanceCallback(
         state.buffered = nil
       }
     }
-    let commitError = rd_kafka_commit(handle, partitions, 0)
+    // `nil` commits the offsets stored for the current assignment, which still includes the
+    // partitions being revoked (the revoke list itself carries no offsets).
+    // While closing, the stored offsets were committed just before (KafkaConsumer.run); a
+    // commit from inside the closing group would only time out.
+    let commitError =
+      rd_kafka_consumer_closed(handle) == 1 ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_commit(handle, nil, 0)
     if commitError != RD_KAFKA_RESP_ERR_NO_ERROR && commitError != RD_KAFKA_RESP_ERR__NO_OFFSET {
       shared.logger.warning(
         "commit before revoke failed", metadata: ["error": "\(KafkaError(code: .commit, commitError))"])

@@ -26,7 +26,8 @@ public enum TestKafka {
 
 /// A logger that only prints warnings and errors.
 public func quietLogger(_ label: String) -> Logger {
-  var logger = Logger(label: label)
+  // Standard error is unbuffered, so nothing is lost when a test process is killed.
+  var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
   logger.logLevel = .warning
   return logger
 }
