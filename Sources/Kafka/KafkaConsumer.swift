@@ -10,10 +10,12 @@ import Synchronization
 /// with ``storeOffset(_:)`` and commit with ``commit()`` (or do both with ``commit(_:)``): only
 /// offsets of processed records are ever committed.
 ///
-/// Rebalances: before a partition is taken away, the consumer commits the offsets stored for it,
-/// and from then on refuses to store an offset for a record it delivered from that partition
-/// (``KafkaError/Code/partitionRevoked``). So no record can have its offset committed by two
-/// members: the new owner resumes exactly after the last record the old owner stored.
+/// Rebalances: before a partition is taken away, the consumer tries to commit the offsets stored
+/// for it, and from then on refuses to store an offset for a record it delivered from that
+/// partition (``KafkaError/Code/partitionRevoked``). So no record can have its offset committed by
+/// two members. If the coordinator refuses that last commit (some brokers answer
+/// `REBALANCE_IN_PROGRESS`), the new owner resumes from the previous commit and processes those
+/// records again: delivery is at least once, and consumers must deduplicate.
 ///
 /// All librdkafka consumer calls run on the consumer's own thread; records are polled only while
 /// someone waits for one, so a slow processor applies backpressure instead of buffering.
