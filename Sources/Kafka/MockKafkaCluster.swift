@@ -72,6 +72,11 @@ public final class MockKafkaCluster: Sendable {
       cluster.pointer, api.rawValue, count, rd_kafka_resp_err_t(rawValue: error.rawValue))
   }
 
+  /// Drops the request errors still queued for API `api`.
+  public func clearRequestErrors(_ api: KafkaAPI) {
+    rd_kafka_mock_clear_request_errors(cluster.pointer, api.rawValue)
+  }
+
   private func check(_ error: rd_kafka_resp_err_t, _ action: String) throws {
     guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
       throw KafkaError(code: .cluster, error, context: action)

@@ -279,6 +279,46 @@ struct KafkaTests {
     #expect(report.offset == 0)
     await producer.close()
   }
+
+  @Test("injected produce errors: a flood fails the send with a retriable error, a few are absorbed")
+  func injectedFaults() async throws {
+    let cluster = try TestKafka.makeCluster(topics: ["faults": 1])
+    // A flood of errors outlasts the message timeout: the send reports a retriable failure.
+    cluster.failRequests(.produce, count: 64, with: .notEnoughReplicas)
+    let impatient = try KafkaProducer(
+      configuration: KafkaProducerConfiguration(
+        client: TestKafka.client(cluster), messageTimeout: .seconds(2)),
+      logger: quietLogger("p"))
+    let error = try await #require(throws: KafkaError.self) {
+      try await impatient.send(KafkaProducerRecord(topic: "faults", key: "k", value: [99]))
+    }
+    #expect(error.code == .delivery)
+    #expect(error.isRetriable)
+    await impatient.close()
+    cluster.clearRequestErrors(.produce)
+
+    // A few errors and some latency are absorbed by librdkafka's idempotent retries.
+    cluster.failRequests(.produce, count: 5, with: .notLeaderForPartition)
+    try cluster.setRoundTripTime(.milliseconds(50))
+    let producer = try producer(cluster)
+    for value in 0..<20 {
+      try await producer.send(KafkaProducerRecord(topic: "faults", key: "k", value: [UInt8(value)]))
+    }
+    await producer.close()
+    try cluster.setRoundTripTime(.zero)
+    let consumer = try KafkaConsumer(
+      configuration: TestKafka.consumer(cluster, group: "faults"), topics: ["faults"],
+      logger: quietLogger("c"))
+    var values: [UInt8] = []
+    for try await record in consumer.records {
+      values.append(contentsOf: record.value)
+      if values.filter({ $0 != 99 }).count == 20 { break }
+    }
+    await consumer.close()
+    // The failed record of the first producer may or may not have been written before it gave up.
+    let delivered = values.filter { $0 != 99 }
+    #expect(delivered == (0..<20).map(UInt8.init), "in order, none lost, none duplicated by the retries")
+  }
 }
 
 /// What the consumers of one test saw, shared between their tasks.

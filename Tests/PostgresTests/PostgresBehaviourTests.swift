@@ -194,3 +194,38 @@ actor OrderRecorder {
   var values: [Int] = []
   func append(_ value: Int) { values.append(value) }
 }
+
+@Suite("PostgreSQL work-claiming")
+struct PostgresWorkClaimingTests {
+  @Test("concurrent FOR UPDATE SKIP LOCKED transactions claim disjoint rows")
+  func skipLocked() async throws {
+    let pool = try await makePool(maximumConnections: 4)
+    try await pool.query("CREATE TABLE work (id int PRIMARY KEY, claimed_by int)")
+    try await pool.query("INSERT INTO work SELECT g, NULL FROM generate_series(1, 40) AS g")
+    let claims = try await withThrowingTaskGroup(of: [Int32].self) { group in
+      for worker in 0..<4 {
+        group.addTask {
+          try await pool.withTransaction { connection in
+            let rows = try await connection.query(
+              """
+              SELECT id FROM work WHERE claimed_by IS NULL ORDER BY id LIMIT 10 FOR UPDATE SKIP LOCKED
+              """)
+            let ids = try rows.map { try $0.decode(Int32.self, at: 0) }
+            for id in ids {
+              try await connection.query("UPDATE work SET claimed_by = \(Int32(worker)) WHERE id = \(id)")
+            }
+            try await Task.sleep(for: .milliseconds(100))  // hold the locks while others claim
+            return ids
+          }
+        }
+      }
+      return try await group.reduce(into: []) { $0.append($1) }
+    }
+    let all = claims.flatMap { $0 }
+    #expect(all.count == Set(all).count, "no row was claimed twice")
+    #expect(all.count == 40, "locked rows were skipped, not waited for: every worker got a full batch")
+    let unclaimed = try await pool.query("SELECT count(*) FROM work WHERE claimed_by IS NULL")
+    #expect(try unclaimed[0].decode(Int.self, at: 0) == 40 - all.count)
+    await pool.close()
+  }
+}
