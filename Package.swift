@@ -85,6 +85,7 @@ let package = Package(
     .target(name: "PaymentsTestSupport", dependencies: ["Postgres", "Kafka", .logging]),
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
+    .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
     .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
   ]
