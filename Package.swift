@@ -86,6 +86,7 @@ let package = Package(
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
+    .testTarget(name: "ProtobufRuntimeTests", dependencies: ["ProtobufRuntime"]),
     .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
   ]

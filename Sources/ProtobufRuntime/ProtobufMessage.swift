@@ -1,0 +1,62 @@
+/// A protobuf message type: what generated code conforms to and the RPC layer serializes
+/// through.
+public protocol ProtobufMessage: Sendable, Hashable {
+  /// The fully qualified protobuf name, e.g. `payments.v1.Payment`.
+  static var protoMessageName: String { get }
+
+  /// The message with every field at its default.
+  init()
+
+  /// Fields this message's schema does not know, kept for re-encoding.
+  var unknownFields: UnknownFields { get set }
+
+  /// Decodes one field whose tag `decoder` just read. Fields the schema does not know — or known
+  /// fields with a wire type their type cannot have — go to ``unknownFields`` through
+  /// ``ProtobufDecoder/skipField(_:_:keepingIn:)``.
+  mutating func decodeField(_ field: Int, _ wireType: WireType, from decoder: inout ProtobufDecoder) throws
+
+  /// Writes every present field, in field-number order, then the unknown fields.
+  func encode(to encoder: inout ProtobufEncoder)
+
+  /// The `.proto` name of field `number` (for error paths), if the schema has one.
+  static func fieldName(_ number: Int) -> String?
+}
+
+extension ProtobufMessage {
+  public static func fieldName(_ number: Int) -> String? { nil }
+
+  /// Decodes a message from its binary encoding.
+  ///
+  /// - Throws: ``ProtobufDecodingError`` naming the problem and the field path.
+  public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
+    self.init()
+    var decoder = ProtobufDecoder(bytes: bytes)
+    do {
+      try merge(from: &decoder)
+    } catch let error as ProtobufDecodingError {
+      throw error
+    } catch {
+      throw ProtobufDecodingError(code: .truncated, offset: decoder.position)
+    }
+  }
+
+  /// The message's binary encoding.
+  public func serializedBytes() -> [UInt8] {
+    var encoder = ProtobufEncoder()
+    encode(to: &encoder)
+    return encoder.buffer
+  }
+
+  /// Decodes fields until the end of the current message, merging them into `self`; errors get
+  /// the failing field's name prepended to their path.
+  public mutating func merge(from decoder: inout ProtobufDecoder) throws {
+    while let (field, wireType) = try decoder.nextTag() {
+      do {
+        try decodeField(field, wireType, from: &decoder)
+      } catch var error as ProtobufDecodingError {
+        error.path.insert(Self.fieldName(field) ?? String(field), at: 0)
+        throw error
+      }
+    }
+  }
+}
