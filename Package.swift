@@ -88,6 +88,9 @@ let package = Package(
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
     .testTarget(name: "ProtobufRuntimeTests", dependencies: ["ProtobufRuntime"]),
     .testTarget(
+      name: "ProtobufCodeGenTests",
+      dependencies: ["ProtobufCodeGen", "ProtobufRuntime", "PaymentsTestSupport"]),
+    .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
   ]
 )
