@@ -50,6 +50,13 @@ let package = Package(
     // MARK: Protobuf runtime and code generation
     .target(name: "ProtobufRuntime"),
     .target(name: "ProtobufCodeGen", dependencies: ["ProtobufRuntime"]),
+    .executableTarget(
+      name: "protoc-gen-swift-payments", dependencies: ["ProtobufCodeGen", "ProtobufRuntime"]),
+    .plugin(
+      name: "ProtobufGenerator", capability: .buildTool(), dependencies: ["protoc-gen-swift-payments"]),
+    .target(
+      name: "PaymentsProto", dependencies: ["ProtobufRuntime"], exclude: ["protobuf.json"],
+      plugins: ["ProtobufGenerator"]),
 
     // MARK: RPC: a core that knows no transport, and the HTTP/2 transport
     .target(name: "RPCCore"),
@@ -88,6 +95,9 @@ let package = Package(
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
     .testTarget(name: "ProtobufRuntimeTests", dependencies: ["ProtobufRuntime"]),
     .testTarget(
+      name: "GeneratedCodeTests", dependencies: ["ProtobufRuntime"], exclude: ["protobuf.json", "proto"],
+      plugins: ["ProtobufGenerator"]),
+    .testTarget(
       name: "ProtobufCodeGenTests",
       dependencies: ["ProtobufCodeGen", "ProtobufRuntime", "PaymentsTestSupport"]),
     .testTarget(
@@ -95,6 +105,6 @@ let package = Package(
   ]
 )
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.type != .plugin {
   target.swiftSettings = (target.swiftSettings ?? []) + upcomingFeatures
 }
