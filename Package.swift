@@ -95,11 +95,12 @@ let package = Package(
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
     .testTarget(name: "ProtobufRuntimeTests", dependencies: ["ProtobufRuntime"]),
     .testTarget(
-      name: "GeneratedCodeTests", dependencies: ["ProtobufRuntime"], exclude: ["protobuf.json", "proto"],
+      name: "GeneratedCodeTests", dependencies: ["ProtobufRuntime", "PaymentsTestSupport"],
+      exclude: ["protobuf.json", "proto"],
       plugins: ["ProtobufGenerator"]),
     .testTarget(
       name: "ProtobufCodeGenTests",
-      dependencies: ["ProtobufCodeGen", "ProtobufRuntime", "PaymentsTestSupport"]),
+      dependencies: ["ProtobufCodeGen", "ProtobufRuntime", "PaymentsTestSupport"], exclude: ["Golden"]),
     .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
   ]
