@@ -27,6 +27,8 @@ let package = Package(
   products: [
     .executable(name: "payments", targets: ["payments"]),
     .library(name: "PaymentsClient", targets: ["PaymentsClient"]),
+    .library(name: "ProtobufRuntime", targets: ["ProtobufRuntime"]),
+    .library(name: "ProtobufCodeGen", targets: ["ProtobufCodeGen"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
