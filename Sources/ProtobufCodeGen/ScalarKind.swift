@@ -16,6 +16,13 @@ struct ValueCodec {
   let packed: (writer: String, transform: String)?
   /// Whether values are ordered with `<` (map keys are sorted for deterministic output).
   let isComparable: Bool
+  /// `value -> expression` of the value as a `JSONValue`.
+  var toJSON: (String) -> String = { $0 }
+  /// `json -> expression` that reads the value from a `JSONValue`.
+  var fromJSON: (String) -> String = { $0 }
+  /// As a map key: `key -> String` and `string -> key`.
+  var keyToString: (String) -> String = { "String(\($0))" }
+  var keyFromString: (String) -> String = { $0 }
 
   static func scalar(_ type: FieldDescriptorProto.FieldType) -> ValueCodec? {
     func make(
@@ -23,10 +30,23 @@ struct ValueCodec {
       notDefault: @escaping (String) -> String = { "\($0) != 0" }, packed: (String, String)?,
       comparable: Bool = true
     ) -> ValueCodec {
-      ValueCodec(
+      let json = jsonKind(type)
+      var codec = ValueCodec(
         swiftType: swiftType, defaultValue: defaultValue, wireType: wireType, read: "try decoder.\(reader)()",
         write: { field, value in "encoder.\(writer)(field: \(field), \(value))" }, isNotDefault: notDefault,
         packed: packed.map { (writer: $0.0, transform: $0.1) }, isComparable: comparable)
+      codec.toJSON = { ".\(json)(\($0))" }
+      codec.fromJSON = { "try \($0).\(json)()" }
+      switch type {
+      case .string:
+        codec.keyToString = { $0 }
+        codec.keyFromString = { $0 }
+      case .bool:
+        codec.keyFromString = { "try JSONMapKey.bool(\($0))" }
+      default:
+        codec.keyFromString = { "try JSONMapKey.integer(\($0), \(swiftType).self)" }
+      }
+      return codec
     }
     switch type {
     case .double:
@@ -92,13 +112,32 @@ struct ValueCodec {
     }
   }
 
+  /// The `JSONValue` helper for a scalar type (`int64`, `double`, ...).
+  static func jsonKind(_ type: FieldDescriptorProto.FieldType) -> String {
+    switch type {
+    case .double: "double"
+    case .float: "float"
+    case .int64, .sint64, .sfixed64: "int64"
+    case .uint64, .fixed64: "uint64"
+    case .int32, .sint32, .sfixed32: "int32"
+    case .uint32, .fixed32: "uint32"
+    case .bool: "bool"
+    case .string: "string"
+    case .bytes: "bytes"
+    case .enum, .message, .group: "unsupported"
+    }
+  }
+
   static func enumeration(swiftType: String) -> ValueCodec {
-    ValueCodec(
+    var codec = ValueCodec(
       swiftType: swiftType, defaultValue: "\(swiftType)(rawValue: 0)", wireType: ".varint",
       read: "\(swiftType)(rawValue: try decoder.readEnum())",
       write: { field, value in "encoder.writeEnum(field: \(field), \(value).rawValue)" },
       isNotDefault: { "\($0).rawValue != 0" },
       packed: (writer: "writePackedVarints", transform: "{ UInt64(bitPattern: Int64($0.rawValue)) }"),
       isComparable: false)
+    codec.toJSON = { ".enumeration(\($0))" }
+    codec.fromJSON = { "try \($0).enumeration(\(swiftType).self)" }
+    return codec
   }
 }

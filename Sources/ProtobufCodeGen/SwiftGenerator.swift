@@ -263,7 +263,9 @@ struct FileRenderer {
     let typeName = swiftName.split(separator: ".").last.map(String.init) ?? swiftName
     let inner = indent + "  "
     output += comment(path, indent: indent)
-    line("\(indent)\(visibility) struct \(typeName): ProtobufMessage {")
+    let hasJSON = !Self.wellKnownJSON.contains(fullName)
+    line(
+      "\(indent)\(visibility) struct \(typeName): \(hasJSON ? "ProtobufJSONMessage" : "ProtobufMessage") {")
     line(
       "\(inner)\(visibility) static let protoMessageName = \(SwiftNaming.stringLiteral(String(fullName.dropFirst())))"
     )
@@ -358,7 +360,170 @@ struct FileRenderer {
     renderFieldNames(plans, indent: inner)
     renderDecode(plans, indent: inner)
     renderEncode(plans, indent: inner)
+    if hasJSON {
+      renderJSONEncode(plans, indent: inner)
+      renderJSONDecode(plans, indent: inner)
+    }
     line("\(indent)}")
+  }
+
+  /// Well-known types whose JSON form is special; ProtobufRuntime implements it by hand.
+  static let wellKnownJSON: Set<String> = Set(
+    [
+      "Timestamp", "Duration", "Empty", "DoubleValue", "FloatValue", "Int64Value", "UInt64Value",
+      "Int32Value",
+      "UInt32Value", "BoolValue", "StringValue", "BytesValue",
+    ].map { ".google.protobuf." + $0 })
+
+  func jsonName(_ plan: FieldPlan) -> String {
+    let json = plan.field.jsonName.isEmpty ? SwiftNaming.lowerCamel(plan.field.name) : plan.field.jsonName
+    return json == plan.field.name
+      ? SwiftNaming.stringLiteral(json)
+      : "options.useProtoNames ? \(SwiftNaming.stringLiteral(plan.field.name)) : \(SwiftNaming.stringLiteral(json))"
+  }
+
+  mutating func renderJSONEncode(_ plans: [FieldPlan], indent: String) {
+    line()
+    line("\(indent)\(visibility) func jsonValue(options: JSONEncodingOptions) -> JSONValue {")
+    line("\(indent)  var members: [(String, JSONValue)] = []")
+    for plan in plans {
+      let name = "self." + plan.propertyName
+      let key = "(\(jsonName(plan)))"
+      switch plan.shape {
+      case .singular(let codec):
+        line(
+          "\(indent)  if options.emitDefaults || \(codec.isNotDefault(name)) { members.append((\(key), \(codec.toJSON(name)))) }"
+        )
+      case .optional(let codec):
+        line("\(indent)  if let value = \(name) { members.append((\(key), \(codec.toJSON("value")))) }")
+      case .message:
+        line(
+          "\(indent)  if let value = \(name) { members.append((\(key), value.jsonValue(options: options))) }")
+      case .repeated(let codec):
+        line("\(indent)  if options.emitDefaults || !\(name).isEmpty {")
+        line("\(indent)    members.append((\(key), .array(\(name).map { \(codec.toJSON("$0")) })))")
+        line("\(indent)  }")
+      case .repeatedMessage:
+        line("\(indent)  if options.emitDefaults || !\(name).isEmpty {")
+        line("\(indent)    members.append((\(key), .array(\(name).map { $0.jsonValue(options: options) })))")
+        line("\(indent)  }")
+      case .map(let keyCodec, let value):
+        let order = keyCodec.isComparable ? "{ $0.key < $1.key }" : "{ !$0.key && $1.key }"
+        let valueJSON: String
+        switch value {
+        case .value(let codec): valueJSON = codec.toJSON("$0.value")
+        case .message: valueJSON = "$0.value.jsonValue(options: options)"
+        }
+        line("\(indent)  if options.emitDefaults || !\(name).isEmpty {")
+        line(
+          "\(indent)    members.append((\(key), .object(\(name).sorted(by: \(order)).map { (\(keyCodec.keyToString("$0.key")), \(valueJSON)) })))"
+        )
+        line("\(indent)  }")
+      case .oneofMember(let oneof, _, let caseName, let value):
+        let valueJSON: String
+        switch value {
+        case .value(let codec): valueJSON = codec.toJSON("value")
+        case .message: valueJSON = "value.jsonValue(options: options)"
+        }
+        line(
+          "\(indent)  if case .\(caseName)(let value)? = self.\(oneof) { members.append((\(key), \(valueJSON))) }"
+        )
+      }
+    }
+    line("\(indent)  return .object(members)")
+    line("\(indent)}")
+  }
+
+  mutating func renderJSONDecode(_ plans: [FieldPlan], indent: String) {
+    var jsonNamesDeclaration = ""
+    line()
+    line(
+      "\(indent)\(visibility) init(jsonValue: JSONValue, options: JSONDecodingOptions) throws(ProtobufJSONError) {"
+    )
+    line("\(indent)  self.init()")
+    line("\(indent)  for (key, value) in try Self.jsonMembers(jsonValue) {")
+    if plans.isEmpty {
+      line("\(indent)    if !options.ignoreUnknownFields { throw ProtobufJSONError(unknownField: key) }")
+      line("\(indent)    _ = value")
+    } else {
+      let allNames = plans.flatMap { plan -> [String] in
+        let json = plan.field.jsonName.isEmpty ? SwiftNaming.lowerCamel(plan.field.name) : plan.field.jsonName
+        return Array(Set([json, plan.field.name]))
+      }.sorted()
+      line("\(indent)    guard Self.jsonNames.contains(key) else {")
+      line("\(indent)      if options.ignoreUnknownFields { continue }")
+      line("\(indent)      throw ProtobufJSONError(unknownField: key)")
+      line("\(indent)    }")
+      line("\(indent)    do throws(ProtobufJSONError) {")
+      line("\(indent)      switch key {")
+      for plan in plans {
+        let json = plan.field.jsonName.isEmpty ? SwiftNaming.lowerCamel(plan.field.name) : plan.field.jsonName
+        let names = Array(Set([json, plan.field.name])).sorted().map(SwiftNaming.stringLiteral).joined(
+          separator: ", ")
+        let name = "self." + plan.propertyName
+        line("\(indent)      case \(names):")
+        let body = indent + "        "
+        switch plan.shape {
+        case .singular(let codec):
+          line("\(body)\(name) = value.isNull ? \(codec.defaultValue) : \(codec.fromJSON("value"))")
+        case .optional(let codec):
+          line("\(body)\(name) = value.isNull ? nil : \(codec.fromJSON("value"))")
+        case .message(let swiftType, _):
+          if plan.field.typeName == ".google.protobuf.Value" {
+            line("\(body)\(name) = try \(swiftType)(jsonValue: value, options: options)")
+          } else {
+            line("\(body)\(name) = value.isNull ? nil : try \(swiftType)(jsonValue: value, options: options)")
+          }
+        case .repeated(let codec):
+          line(
+            "\(body)\(name) = try value.elements().map { element throws(ProtobufJSONError) in \(codec.fromJSON("element")) }"
+          )
+        case .repeatedMessage(let swiftType):
+          line(
+            "\(body)\(name) = try value.elements().map { element throws(ProtobufJSONError) in try \(swiftType)(jsonValue: element, options: options) }"
+          )
+        case .map(let keyCodec, let value):
+          let valueExpr: String
+          switch value {
+          case .value(let codec): valueExpr = codec.fromJSON("entryValue")
+          case .message(let swiftType):
+            valueExpr = "try \(swiftType)(jsonValue: entryValue, options: options)"
+          }
+          line("\(body)\(name) = [:]")
+          line("\(body)for (entryKey, entryValue) in try value.mapMembers() {")
+          line("\(body)  \(name)[\(keyCodec.keyFromString("entryKey"))] = \(valueExpr)")
+          line("\(body)}")
+        case .oneofMember(let oneof, _, let caseName, let value):
+          let valueExpr: String
+          switch value {
+          case .value(let codec): valueExpr = codec.fromJSON("value")
+          case .message(let swiftType): valueExpr = "try \(swiftType)(jsonValue: value, options: options)"
+          }
+          line("\(body)if !value.isNull {")
+          line(
+            "\(body)  guard self.\(oneof) == nil else { throw ProtobufJSONError(\"more than one member of oneof \(oneof) is set\") }"
+          )
+          line("\(body)  self.\(oneof) = .\(caseName)(\(valueExpr))")
+          line("\(body)}")
+        }
+      }
+      line("\(indent)      default:")
+      line("\(indent)        break")
+      line("\(indent)      }")
+      line("\(indent)    } catch {")
+      line("\(indent)      var error = error")
+      line("\(indent)      error.path.insert(key, at: 0)")
+      line("\(indent)      throw error")
+      line("\(indent)    }")
+      jsonNamesDeclaration =
+        "\(indent)private static let jsonNames: Set<String> = [\(allNames.map(SwiftNaming.stringLiteral).joined(separator: ", "))]"
+    }
+    line("\(indent)  }")
+    line("\(indent)}")
+    if !jsonNamesDeclaration.isEmpty {
+      line()
+      line(jsonNamesDeclaration)
+    }
   }
 
   mutating func renderFieldNames(_ plans: [FieldPlan], indent: String) {
@@ -385,7 +550,7 @@ struct FileRenderer {
     line("\(indent)  switch (field, wireType) {")
     for plan in plans {
       let number = plan.field.number
-      let name = plan.propertyName
+      let name = "self." + plan.propertyName
       switch plan.shape {
       case .singular(let codec), .optional(let codec):
         line("\(indent)  case (\(number), \(codec.wireType)): \(name) = \(codec.read)")
@@ -434,15 +599,15 @@ struct FileRenderer {
       case .oneofMember(let oneof, _, let caseName, let value):
         switch value {
         case .value(let codec):
-          line("\(indent)  case (\(number), \(codec.wireType)): \(oneof) = .\(caseName)(\(codec.read))")
+          line("\(indent)  case (\(number), \(codec.wireType)): self.\(oneof) = .\(caseName)(\(codec.read))")
         case .message(let swiftType):
           line("\(indent)  case (\(number), .lengthDelimited):")
           line("\(indent)    var value: \(swiftType)")
           line(
-            "\(indent)    if case .\(caseName)(let existing)? = \(oneof) { value = existing } else { value = \(swiftType)() }"
+            "\(indent)    if case .\(caseName)(let existing)? = self.\(oneof) { value = existing } else { value = \(swiftType)() }"
           )
           line("\(indent)    try decoder.readMessage(into: &value)")
-          line("\(indent)    \(oneof) = .\(caseName)(value)")
+          line("\(indent)    self.\(oneof) = .\(caseName)(value)")
         }
       }
     }
@@ -456,14 +621,14 @@ struct FileRenderer {
     line("\(indent)\(visibility) func encode(to encoder: inout ProtobufEncoder) {")
     for plan in plans.sorted(by: { $0.field.number < $1.field.number }) {
       let number = plan.field.number
-      let name = plan.propertyName
+      let name = "self." + plan.propertyName
       switch plan.shape {
       case .singular(let codec):
         line("\(indent)  if \(codec.isNotDefault(name)) { \(codec.write(number, name)) }")
       case .optional(let codec):
-        line("\(indent)  if let \(name) { \(codec.write(number, name)) }")
+        line("\(indent)  if let value = \(name) { \(codec.write(number, "value")) }")
       case .message:
-        line("\(indent)  if let \(name) { encoder.writeMessage(field: \(number), \(name)) }")
+        line("\(indent)  if let value = \(name) { encoder.writeMessage(field: \(number), value) }")
       case .repeated(let codec):
         if let packed = codec.packed {
           line("\(indent)  encoder.\(packed.writer)(field: \(number), \(name)) \(packed.transform)")
@@ -486,10 +651,11 @@ struct FileRenderer {
       case .oneofMember(let oneof, _, let caseName, let value):
         switch value {
         case .value(let codec):
-          line("\(indent)  if case .\(caseName)(let value)? = \(oneof) { \(codec.write(number, "value")) }")
+          line(
+            "\(indent)  if case .\(caseName)(let value)? = self.\(oneof) { \(codec.write(number, "value")) }")
         case .message:
           line(
-            "\(indent)  if case .\(caseName)(let value)? = \(oneof) { encoder.writeMessage(field: \(number), value) }"
+            "\(indent)  if case .\(caseName)(let value)? = self.\(oneof) { encoder.writeMessage(field: \(number), value) }"
           )
         }
       }

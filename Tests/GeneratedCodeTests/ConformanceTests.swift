@@ -64,3 +64,103 @@ struct ConformanceTests {
     #expect(try Self.python(["decode", Self.hex(ours)]) == "ok")
   }
 }
+
+@Suite("proto3 JSON")
+struct JSONTests {
+  @Test("a message using every feature round-trips through JSON")
+  func roundTrip() throws {
+    let message = GeneratedCodeTests.full()
+    let json = message.jsonString()
+    #expect(try Conformance_V1_Everything(jsonString: json) == message.droppingUnknownFields())
+    let pretty = message.jsonString(options: JSONEncodingOptions(prettyPrinted: true))
+    #expect(try Conformance_V1_Everything(jsonString: pretty) == message)
+  }
+
+  @Test("the canonical forms: lowerCamel names, int64 as strings, enums by name, base64, RFC 3339")
+  func canonicalForms() throws {
+    var message = Conformance_V1_Everything()
+    message.fInt64 = -5
+    message.fUint64 = 7
+    message.color = .green
+    message.rColor = [.red, .unrecognized(99)]
+    message.fBytes = [0xfb, 0xff]
+    message.paymentID = "pay_1"
+    var timestamp = Google_Protobuf_Timestamp()
+    timestamp.seconds = 1_700_000_000
+    timestamp.nanos = 120_000_000
+    message.timestamp = timestamp
+    var duration = Google_Protobuf_Duration()
+    duration.seconds = -1
+    duration.nanos = -500_000_000
+    message.duration = duration
+    var wrapped = Google_Protobuf_StringValue()
+    wrapped.value = "w"
+    message.wrappedString = wrapped
+    let json = message.jsonString()
+    #expect(
+      json
+        == #"{"fInt64":"-5","fUint64":"7","fBytes":"+/8=","color":"COLOR_GREEN","rColor":["COLOR_RED",99],"#
+        + #""timestamp":"2023-11-14T22:13:20.120Z","duration":"-1.500s","wrappedString":"w","paymentId":"pay_1"}"#
+    )
+    let protoNames = message.jsonString(options: JSONEncodingOptions(useProtoNames: true))
+    #expect(protoNames.contains(#""f_int64":"-5""#))
+    #expect(protoNames.contains(#""payment_id":"pay_1""#))
+    // Input accepts both names, numbers for int64, enum numbers, URL-safe base64 without padding.
+    let parsed = try Conformance_V1_Everything(
+      jsonString: #"{"f_int64": -5, "fUint64": "7", "color": 5, "fBytes": "-_8", "payment_id": "pay_1"}"#)
+    #expect(
+      parsed.fInt64 == -5 && parsed.fUint64 == 7 && parsed.color == .green && parsed.fBytes == [0xfb, 0xff])
+    #expect(parsed.paymentID == "pay_1")
+  }
+
+  @Test("bad JSON gets an error that names the field")
+  func errors() throws {
+    let unknown = #expect(throws: ProtobufJSONError.self) {
+      try Conformance_V1_Everything(jsonString: #"{"nested": {"valu": 1}}"#)
+    }
+    #expect(unknown?.path == ["nested"])
+    #expect(unknown?.message.contains("valu") == true)
+    #expect(
+      try Conformance_V1_Everything(
+        jsonString: #"{"nested": {"valu": 1}}"#, options: JSONDecodingOptions(ignoreUnknownFields: true)
+      ).nested != nil)
+    let range = #expect(throws: ProtobufJSONError.self) {
+      try Conformance_V1_Everything(jsonString: #"{"fInt32": 3000000000}"#)
+    }
+    #expect(range?.path == ["fInt32"])
+    let enumName = #expect(throws: ProtobufJSONError.self) {
+      try Conformance_V1_Everything(jsonString: #"{"color": "PURPLE"}"#)
+    }
+    #expect(enumName?.path == ["color"])
+    let time = #expect(throws: ProtobufJSONError.self) {
+      try Conformance_V1_Everything(jsonString: #"{"timestamp": "2023-13-01T00:00:00Z"}"#)
+    }
+    #expect(time?.path == ["timestamp"])
+    let twoMembers = #expect(throws: ProtobufJSONError.self) {
+      try Conformance_V1_Everything(jsonString: #"{"choiceUint32": 1, "choiceString": "x"}"#)
+    }
+    #expect(twoMembers?.message.contains("oneof") == true)
+    for malformed in [
+      #"{"#, #"{"a":1,}"#, #"[1 2]"#, #""\x""#, #"{} {}"#, #"01"#, String(repeating: "[", count: 200),
+    ] {
+      #expect(throws: ProtobufJSONError.self, "\(malformed)") { try JSONValue(parsing: malformed) }
+    }
+  }
+
+  @Test("Google's JSON for the reference message decodes to the expected values")
+  func decodeTheirs() throws {
+    let theirs = try ConformanceTests.python(["encode-json"])
+    #expect(
+      try Conformance_V1_Everything(jsonString: theirs) == GeneratedCodeTests.full().droppingUnknownFields())
+  }
+
+  @Test("Google's implementation reads our JSON to the expected values")
+  func theyDecodeOurs() throws {
+    #expect(try ConformanceTests.python(["decode-json", GeneratedCodeTests.full().jsonString()]) == "ok")
+  }
+}
+
+extension Conformance_V1_Everything {
+  /// JSON carries no unknown fields; the reference message has none anyway.
+  func droppingUnknownFields() -> Self { self }
+}

@@ -5,6 +5,7 @@
   vectors.py encode-json     prints the reference message as canonical proto3 JSON
   vectors.py decode HEX      decodes HEX (our encoding) and checks it equals the reference
                              message with maps; prints "ok" or the difference, exit 1 on mismatch
+  vectors.py decode-json J   the same for our JSON text J
 
 The reference message mirrors GeneratedCodeTests' `ConformanceVectors.reference` in Swift.
 """
@@ -101,6 +102,14 @@ def main():
     elif command == "decode":
         received = pb.Everything()
         received.ParseFromString(bytes.fromhex(sys.argv[2]))
+        expected = reference(pb, with_maps=True)
+        if received == expected:
+            print("ok")
+        else:
+            print("mismatch:\nreceived:\n%s\nexpected:\n%s" % (received, expected))
+            sys.exit(1)
+    elif command == "decode-json":
+        received = json_format.Parse(sys.argv[2], pb.Everything())
         expected = reference(pb, with_maps=True)
         if received == expected:
             print("ok")

@@ -89,15 +89,15 @@ public struct Google_Protobuf_Duration: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .varint): seconds = try decoder.readInt64()
-    case (2, .varint): nanos = try decoder.readInt32()
+    case (1, .varint): self.seconds = try decoder.readInt64()
+    case (2, .varint): self.nanos = try decoder.readInt32()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if seconds != 0 { encoder.writeInt64(field: 1, seconds) }
-    if nanos != 0 { encoder.writeInt32(field: 2, nanos) }
+    if self.seconds != 0 { encoder.writeInt64(field: 1, self.seconds) }
+    if self.nanos != 0 { encoder.writeInt32(field: 2, self.nanos) }
     encoder.writeUnknownFields(unknownFields)
   }
 }

@@ -24,13 +24,13 @@ public struct Google_Protobuf_DoubleValue: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .fixed64): value = try decoder.readDouble()
+    case (1, .fixed64): self.value = try decoder.readDouble()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value.bitPattern != 0 { encoder.writeDouble(field: 1, value) }
+    if self.value.bitPattern != 0 { encoder.writeDouble(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -59,13 +59,13 @@ public struct Google_Protobuf_FloatValue: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .fixed32): value = try decoder.readFloat()
+    case (1, .fixed32): self.value = try decoder.readFloat()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value.bitPattern != 0 { encoder.writeFloat(field: 1, value) }
+    if self.value.bitPattern != 0 { encoder.writeFloat(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -94,13 +94,13 @@ public struct Google_Protobuf_Int64Value: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .varint): value = try decoder.readInt64()
+    case (1, .varint): self.value = try decoder.readInt64()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value != 0 { encoder.writeInt64(field: 1, value) }
+    if self.value != 0 { encoder.writeInt64(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -129,13 +129,13 @@ public struct Google_Protobuf_UInt64Value: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .varint): value = try decoder.readUInt64()
+    case (1, .varint): self.value = try decoder.readUInt64()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value != 0 { encoder.writeUInt64(field: 1, value) }
+    if self.value != 0 { encoder.writeUInt64(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -164,13 +164,13 @@ public struct Google_Protobuf_Int32Value: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .varint): value = try decoder.readInt32()
+    case (1, .varint): self.value = try decoder.readInt32()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value != 0 { encoder.writeInt32(field: 1, value) }
+    if self.value != 0 { encoder.writeInt32(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -199,13 +199,13 @@ public struct Google_Protobuf_UInt32Value: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .varint): value = try decoder.readUInt32()
+    case (1, .varint): self.value = try decoder.readUInt32()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value != 0 { encoder.writeUInt32(field: 1, value) }
+    if self.value != 0 { encoder.writeUInt32(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -234,13 +234,13 @@ public struct Google_Protobuf_BoolValue: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .varint): value = try decoder.readBool()
+    case (1, .varint): self.value = try decoder.readBool()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if value { encoder.writeBool(field: 1, value) }
+    if self.value { encoder.writeBool(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -269,13 +269,13 @@ public struct Google_Protobuf_StringValue: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .lengthDelimited): value = try decoder.readString()
+    case (1, .lengthDelimited): self.value = try decoder.readString()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if !value.isEmpty { encoder.writeString(field: 1, value) }
+    if !self.value.isEmpty { encoder.writeString(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
@@ -304,13 +304,13 @@ public struct Google_Protobuf_BytesValue: ProtobufMessage {
     throws
   {
     switch (field, wireType) {
-    case (1, .lengthDelimited): value = try decoder.readBytes()
+    case (1, .lengthDelimited): self.value = try decoder.readBytes()
     default: try decoder.skipField(field, wireType, keepingIn: &unknownFields)
     }
   }
 
   public func encode(to encoder: inout ProtobufEncoder) {
-    if !value.isEmpty { encoder.writeBytes(field: 1, value) }
+    if !self.value.isEmpty { encoder.writeBytes(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
 }
