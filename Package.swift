@@ -29,6 +29,7 @@ let package = Package(
     .library(name: "PaymentsClient", targets: ["PaymentsClient"]),
     .library(name: "ProtobufRuntime", targets: ["ProtobufRuntime"]),
     .library(name: "ProtobufCodeGen", targets: ["ProtobufCodeGen"]),
+    .library(name: "PaymentsProto", targets: ["PaymentsProto"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
