@@ -28,6 +28,7 @@ extension ProtobufMessage {
   /// Decodes a message from its binary encoding.
   ///
   /// - Throws: ``ProtobufDecodingError`` naming the problem and the field path.
+  @inlinable
   public init(serializedBytes bytes: [UInt8]) throws(ProtobufDecodingError) {
     self.init()
     var decoder = ProtobufDecoder(bytes: bytes)
@@ -41,6 +42,7 @@ extension ProtobufMessage {
   }
 
   /// The message's binary encoding.
+  @inlinable
   public func serializedBytes() -> [UInt8] {
     var encoder = ProtobufEncoder()
     encode(to: &encoder)
@@ -49,6 +51,7 @@ extension ProtobufMessage {
 
   /// Decodes fields until the end of the current message, merging them into `self`; errors get
   /// the failing field's name prepended to their path.
+  @inlinable
   public mutating func merge(from decoder: inout ProtobufDecoder) throws {
     while let (field, wireType) = try decoder.nextTag() {
       do {
