@@ -142,9 +142,12 @@ public struct ProtobufDecoder: Sendable {
   public mutating func readString() throws(ProtobufDecodingError) -> String {
     let length = try readLength()
     let start = index
-    // Validate from contiguous memory: much faster than through the generic slice path.
-    let string = bytes.withUnsafeBufferPointer { buffer in
-      String(validating: UnsafeBufferPointer(rebasing: buffer[start..<start + length]), as: UTF8.self)
+    // Validate with our own (specialised) check, then build the string without repair: the
+    // standard library's `String(validating:)` is generic and costs metadata lookups per call.
+    let string = bytes.withUnsafeBufferPointer { buffer -> String? in
+      let utf8 = UnsafeBufferPointer(rebasing: buffer[start..<start + length])
+      guard UTF8Validation.isValid(utf8) else { return nil }
+      return String(decoding: utf8, as: UTF8.self)
     }
     guard let string else { throw error(.invalidUTF8) }
     index += length

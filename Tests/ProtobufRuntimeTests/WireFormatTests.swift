@@ -141,3 +141,37 @@ struct MalformedInputTests {
     #expect(try Sample(serializedBytes: message.serializedBytes()) == message)
   }
 }
+
+@Suite("UTF-8 validation of string fields")
+struct UTF8ValidationTests {
+  static let invalid: [[UInt8]] = [
+    [0xC0, 0xAF],  // overlong "/"
+    [0xE0, 0x80, 0xAF],  // overlong
+    [0xED, 0xA0, 0x80],  // surrogate U+D800
+    [0xF4, 0x90, 0x80, 0x80],  // above U+10FFFF
+    [0xF0, 0x9F, 0x98],  // truncated 4-byte sequence
+    [0x80],  // lone continuation byte
+    [0xFF],  // never valid
+    [0x61, 0xE2, 0x82],  // truncated at the end
+  ]
+
+  @Test("malformed sequences are rejected", arguments: invalid)
+  func rejects(bytes: [UInt8]) {
+    var encoder = ProtobufEncoder()
+    encoder.writeTag(field: 2, .lengthDelimited)
+    encoder.writeVarint(UInt64(bytes.count))
+    encoder.writeRaw(bytes)
+    let error = #expect(throws: ProtobufDecodingError.self) { try Sample(serializedBytes: encoder.buffer) }
+    #expect(error?.code == .invalidUTF8)
+  }
+
+  @Test("every valid form is accepted, byte for byte")
+  func accepts() throws {
+    for text in [
+      "", "ascii", "é", "€", "𝄞", "\u{10FFFF}", "\u{FFFD}",
+      "日本語 🎉 \u{7F}\u{80}\u{7FF}\u{800}\u{FFFF}\u{10000}",
+    ] {
+      #expect(try Sample(serializedBytes: Sample(name: text).serializedBytes()).name == text)
+    }
+  }
+}

@@ -7,8 +7,8 @@ import PaymentsProto
 import ProtobufRuntime
 import SwiftProtobuf
 
-let rounds = 9
-let iterations = 100_000
+let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 9
+let iterations = Int(ProcessInfo.processInfo.environment["BENCH_ITERATIONS"] ?? "") ?? 100_000
 
 func ours() -> (PaymentsProto.Payments_V1_SubmitPaymentRequest, PaymentsProto.Payments_V1_Payment) {
   var request = PaymentsProto.Payments_V1_SubmitPaymentRequest()
