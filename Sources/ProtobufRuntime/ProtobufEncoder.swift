@@ -19,6 +19,10 @@ public struct ProtobufEncoder: Sendable {
 
   @inlinable
   public mutating func writeVarint(_ value: UInt64) {
+    if value < 0x80 {  // tags, lengths, small numbers: the common case
+      buffer.append(UInt8(truncatingIfNeeded: value))
+      return
+    }
     var value = value
     while value >= 0x80 {
       buffer.append(UInt8(truncatingIfNeeded: value) | 0x80)

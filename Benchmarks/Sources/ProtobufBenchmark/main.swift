@@ -133,7 +133,8 @@ let cases = [
 print("\(iterations) iterations x \(rounds) alternating rounds; medians")
 print("| case | bytes | ours ns/msg | ours MB/s | swift-protobuf ns/msg | swift-protobuf MB/s | speed-up |")
 print("|---|---|---|---|---|---|---|")
-for benchmark in cases {
+let filter = ProcessInfo.processInfo.environment["BENCH_FILTER"]
+for benchmark in cases where filter.map({ benchmark.name.contains($0) }) ?? true {
   _ = try measure(benchmark.ours)
   _ = try measure(benchmark.theirs)
   var ourTimes: [Double] = []
