@@ -115,15 +115,21 @@ let cases = [
   Case(
     name: "SubmitPaymentRequest encode", bytes: ourRequestBytes.count,
     ours: { ourRequest.serializedBytes().count },
-    theirs: { let bytes: [UInt8] = try theirRequest.serializedBytes(); return bytes.count }),
+    theirs: {
+      let bytes: [UInt8] = try theirRequest.serializedBytes(); return bytes.count
+    }),
   Case(
     name: "SubmitPaymentRequest decode", bytes: ourRequestBytes.count,
-    ours: { try PaymentsProto.Payments_V1_SubmitPaymentRequest(serializedBytes: ourRequestBytes).metadata.count },
+    ours: {
+      try PaymentsProto.Payments_V1_SubmitPaymentRequest(serializedBytes: ourRequestBytes).metadata.count
+    },
     theirs: { try Payments_V1_SubmitPaymentRequest(serializedBytes: theirRequestBytes).metadata.count }),
   Case(
     name: "Payment encode", bytes: ourPaymentBytes.count,
     ours: { ourPayment.serializedBytes().count },
-    theirs: { let bytes: [UInt8] = try theirPayment.serializedBytes(); return bytes.count }),
+    theirs: {
+      let bytes: [UInt8] = try theirPayment.serializedBytes(); return bytes.count
+    }),
   Case(
     name: "Payment decode", bytes: ourPaymentBytes.count,
     ours: { Int(try PaymentsProto.Payments_V1_Payment(serializedBytes: ourPaymentBytes).version) },
