@@ -210,14 +210,20 @@ public final class PostgresConnectionPool: Sendable {
         self.release(connection)
       } catch {
         logger.warning("could not open a PostgreSQL connection", metadata: ["error": "\(error)"])
-        let waiter = self.state.withLock { state -> Waiter? in
+        // The oldest waiter gets the error; if others still wait on a free slot, try again for
+        // them (each failure consumes one waiter, so this ends).
+        let (waiter, retry) = self.state.withLock { state -> (Waiter?, Bool) in
           state.openCount -= 1
-          guard !state.waiters.isEmpty else { return nil }
+          guard !state.waiters.isEmpty else { return (nil, false) }
           let waiter = state.waiters.removeFirst()
           waiter.timer?.cancel()
-          return waiter.continuation
+          let retry =
+            !state.closed && !state.waiters.isEmpty && state.openCount < self.configuration.maximumConnections
+          if retry { state.openCount += 1 }
+          return (waiter.continuation, retry)
         }
         waiter?.resume(throwing: error)
+        if retry { self.openConnection() }
       }
     }
   }

@@ -229,3 +229,37 @@ struct PostgresWorkClaimingTests {
     await pool.close()
   }
 }
+
+@Suite("PostgreSQL pool against an unreachable server")
+struct PostgresUnreachableTests {
+  @Test("every waiter gets the connection error promptly, none waits for the acquire timeout")
+  func unreachable() async throws {
+    let port = try freePort()  // nothing listens there
+    let pool = PostgresConnectionPool(
+      configuration: .init(
+        connection: PostgresConnectionConfiguration(
+          connectionString: "host=127.0.0.1 port=\(port) user=postgres dbname=postgres"),
+        maximumConnections: 2, acquireTimeout: .seconds(60)),
+      logger: quietLogger("unreachable"))
+    let codes = await withTaskGroup(of: PostgresError.Code?.self) { group in
+      for _ in 0..<5 {
+        group.addTask {
+          do {
+            _ = try await pool.query("SELECT 1")
+            return nil
+          } catch let error as PostgresError {
+            return error.code
+          } catch {
+            return nil
+          }
+        }
+      }
+      return await group.reduce(into: []) { $0.append($1) }
+    }
+    #expect(codes.count == 5)
+    // A waiter left without a connection attempt would fail with poolTimeout, after 60 s.
+    #expect(codes.allSatisfy { $0 == .connectionFailed }, "\(codes)")
+    #expect(pool.openConnections == 0)
+    await pool.close()
+  }
+}
