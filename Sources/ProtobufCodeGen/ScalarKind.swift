@@ -16,6 +16,8 @@ struct ValueCodec {
   let packed: (writer: String, transform: String)?
   /// Whether values are ordered with `<` (map keys are sorted for deterministic output).
   let isComparable: Bool
+  /// `value -> expression` of the value's encoded size without its tag.
+  var size: (String) -> String = { _ in "0" }
   /// `value -> expression` of the value as a `JSONValue`.
   var toJSON: (String) -> String = { $0 }
   /// `json -> expression` that reads the value from a `JSONValue`.
@@ -37,6 +39,7 @@ struct ValueCodec {
         packed: packed.map { (writer: $0.0, transform: $0.1) }, isComparable: comparable)
       codec.toJSON = { ".\(json)(\($0))" }
       codec.fromJSON = { "try \($0).\(json)()" }
+      codec.size = sizeExpression(type)
       switch type {
       case .string:
         codec.keyToString = { $0 }
@@ -112,6 +115,24 @@ struct ValueCodec {
     }
   }
 
+  /// The encoded size of one value of a scalar type, without its tag.
+  static func sizeExpression(_ type: FieldDescriptorProto.FieldType) -> (String) -> String {
+    switch type {
+    case .double, .fixed64, .sfixed64: { _ in "8" }
+    case .float, .fixed32, .sfixed32: { _ in "4" }
+    case .bool: { _ in "1" }
+    case .int64: { "ProtobufSize.varint(UInt64(bitPattern: \($0)))" }
+    case .uint64: { "ProtobufSize.varint(\($0))" }
+    case .int32: { "ProtobufSize.int32(\($0))" }
+    case .uint32: { "ProtobufSize.varint(UInt64(\($0)))" }
+    case .sint32: { "ProtobufSize.varint(UInt64(ZigZag.encode(\($0))))" }
+    case .sint64: { "ProtobufSize.varint(ZigZag.encode(\($0)))" }
+    case .string: { "ProtobufSize.string(\($0))" }
+    case .bytes: { "ProtobufSize.bytes(\($0))" }
+    case .enum, .message, .group: { _ in "0" }
+    }
+  }
+
   /// The `JSONValue` helper for a scalar type (`int64`, `double`, ...).
   static func jsonKind(_ type: FieldDescriptorProto.FieldType) -> String {
     switch type {
@@ -136,6 +157,7 @@ struct ValueCodec {
       isNotDefault: { "\($0).rawValue != 0" },
       packed: (writer: "writePackedVarints", transform: "{ UInt64(bitPattern: Int64($0.rawValue)) }"),
       isComparable: false)
+    codec.size = { "ProtobufSize.int32(\($0).rawValue)" }
     codec.toJSON = { ".enumeration(\($0))" }
     codec.fromJSON = { "try \($0).enumeration(\(swiftType).self)" }
     return codec

@@ -360,6 +360,7 @@ struct FileRenderer {
     renderFieldNames(plans, indent: inner)
     renderDecode(plans, indent: inner)
     renderEncode(plans, indent: inner)
+    renderSize(plans, indent: inner)
     if hasJSON {
       renderJSONEncode(plans, indent: inner)
       renderJSONDecode(plans, indent: inner)
@@ -640,13 +641,14 @@ struct FileRenderer {
       case .map(let key, let value):
         let order = key.isComparable ? "{ $0.key < $1.key }" : "{ !$0.key && $1.key }"
         line("\(indent)  for (key, value) in \(name).sorted(by: \(order)) {")
-        line("\(indent)    encoder.writeLengthDelimited(field: \(number)) { encoder in")
-        line("\(indent)      \(key.write(1, "key"))")
+        line("\(indent)    let entrySize = \(mapEntrySize(key: key, value: value))")
+        line("\(indent)    encoder.writeTag(field: \(number), .lengthDelimited)")
+        line("\(indent)    encoder.writeVarint(UInt64(entrySize))")
+        line("\(indent)    \(key.write(1, "key"))")
         switch value {
-        case .value(let codec): line("\(indent)      \(codec.write(2, "value"))")
-        case .message: line("\(indent)      encoder.writeMessage(field: 2, value)")
+        case .value(let codec): line("\(indent)    \(codec.write(2, "value"))")
+        case .message: line("\(indent)    encoder.writeMessage(field: 2, value)")
         }
-        line("\(indent)    }")
         line("\(indent)  }")
       case .oneofMember(let oneof, _, let caseName, let value):
         switch value {
@@ -661,6 +663,76 @@ struct FileRenderer {
       }
     }
     line("\(indent)  encoder.writeUnknownFields(unknownFields)")
+    line("\(indent)}")
+  }
+
+  /// The size of a map entry (both fields always written) for `key` and `value` in scope.
+  func mapEntrySize(key: ValueCodec, value: FieldPlan.MapValue) -> String {
+    let valueSize: String
+    switch value {
+    case .value(let codec): valueSize = codec.size("value")
+    case .message: valueSize = "ProtobufSize.message(value)"
+    }
+    return "2 + \(key.size("key")) + \(valueSize)"
+  }
+
+  mutating func renderSize(_ plans: [FieldPlan], indent: String) {
+    // Sizes of fixed-width types are constants: bind a value only where the size reads it.
+    func binding(_ expression: String, _ variable: String) -> String {
+      expression.contains(variable) ? variable : "_"
+    }
+    line()
+    line("\(indent)\(visibility) func serializedSize() -> Int {")
+    line("\(indent)  \(plans.isEmpty ? "let" : "var") size = 0")
+    for plan in plans.sorted(by: { $0.field.number < $1.field.number }) {
+      let tag = SwiftNaming.varintSize(UInt64(plan.field.number) << 3)
+      let name = "self." + plan.propertyName
+      switch plan.shape {
+      case .singular(let codec):
+        line("\(indent)  if \(codec.isNotDefault(name)) { size += \(tag) + \(codec.size(name)) }")
+      case .optional(let codec):
+        let valueSize = codec.size("value")
+        if valueSize.contains("value") {
+          line("\(indent)  if let value = \(name) { size += \(tag) + \(valueSize) }")
+        } else {
+          line("\(indent)  if \(name) != nil { size += \(tag) + \(valueSize) }")
+        }
+      case .message:
+        line("\(indent)  if let value = \(name) { size += \(tag) + ProtobufSize.message(value) }")
+      case .repeated(let codec):
+        let valueSize = codec.size("value")
+        if codec.packed != nil {
+          line("\(indent)  if !\(name).isEmpty {")
+          if valueSize.contains("value") {
+            line("\(indent)    var length = 0")
+            line("\(indent)    for value in \(name) { length += \(valueSize) }")
+          } else {
+            line("\(indent)    let length = \(name).count * \(valueSize)")
+          }
+          line("\(indent)    size += \(tag) + ProtobufSize.varint(UInt64(length)) + length")
+          line("\(indent)  }")
+        } else {
+          line("\(indent)  for value in \(name) { size += \(tag) + \(valueSize) }")
+        }
+      case .repeatedMessage:
+        line("\(indent)  for value in \(name) { size += \(tag) + ProtobufSize.message(value) }")
+      case .map(let key, let value):
+        let entry = mapEntrySize(key: key, value: value)
+        line("\(indent)  for (\(binding(entry, "key")), \(binding(entry, "value"))) in \(name) {")
+        line("\(indent)    let entrySize = \(entry)")
+        line("\(indent)    size += \(tag) + ProtobufSize.varint(UInt64(entrySize)) + entrySize")
+        line("\(indent)  }")
+      case .oneofMember(let oneof, _, let caseName, let value):
+        let valueSize: String
+        switch value {
+        case .value(let codec): valueSize = codec.size("value")
+        case .message: valueSize = "ProtobufSize.message(value)"
+        }
+        let pattern = valueSize.contains("value") ? ".\(caseName)(let value)?" : ".\(caseName)?"
+        line("\(indent)  if case \(pattern) = self.\(oneof) { size += \(tag) + \(valueSize) }")
+      }
+    }
+    line("\(indent)  return size + unknownFields.data.count")
     line("\(indent)}")
   }
 

@@ -73,6 +73,11 @@ enum SwiftNaming {
     "true", "try", "some", "any",
   ]
 
+  /// The number of bytes `value` takes as a varint.
+  static func varintSize(_ value: UInt64) -> Int {
+    value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
+  }
+
   /// A `.proto` comment as `///` lines with the given indentation.
   static func docComment(_ comment: String?, indent: String) -> String {
     guard let comment, !comment.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return "" }

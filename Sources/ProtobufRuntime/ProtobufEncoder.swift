@@ -1,13 +1,21 @@
-/// Writes the protobuf binary wire format into a byte buffer.
+/// Writes the protobuf binary wire format.
 ///
 /// Generated code calls the `write...(field:)` methods for fields that are present (proto3 skips
-/// default values of fields without presence; the generated code decides). Embedded messages are
-/// written in one pass: ``writeMessage(field:_:)`` reserves one length byte, writes the message
-/// after it and, if the length needs more bytes, moves the message up once.
-public struct ProtobufEncoder: Sendable {
-  /// The encoded bytes so far. (Settable so that the hot paths can be `@inlinable`; code other
-  /// than the encoder itself should only read it.)
+/// default values of fields without presence; the generated code decides). Lengths are known
+/// before their content is written (``ProtobufMessage/serializedSize()``), so
+/// ``ProtobufMessage/serializedBytes()`` allocates the exact size once and writes straight into
+/// it; every write is checked against that size, so a wrong size traps instead of corrupting
+/// memory. Created with ``init(reservingCapacity:)``, the encoder appends to a growable
+/// ``buffer`` instead (for hand-written messages and tests).
+public struct ProtobufEncoder {
+  /// The encoded bytes so far, when the encoder appends to a growable buffer. (Settable so that
+  /// the hot paths can be `@inlinable`; code other than the encoder itself should only read it.)
   public var buffer: [UInt8]
+  /// The fixed-size destination, when writing into pre-sized memory.
+  @usableFromInline var base: UnsafeMutablePointer<UInt8>?
+  @usableFromInline var capacity = 0
+  /// The bytes written so far into ``base``.
+  @usableFromInline var written = 0
 
   @inlinable
   public init(reservingCapacity capacity: Int = 256) {
@@ -15,20 +23,56 @@ public struct ProtobufEncoder: Sendable {
     buffer.reserveCapacity(capacity)
   }
 
+  /// An encoder that writes exactly `capacity` bytes into `base`.
+  @inlinable
+  public init(writingInto base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+    buffer = []
+    self.base = base
+    self.capacity = capacity
+  }
+
+  /// The number of bytes written.
+  @inlinable
+  public var count: Int { base == nil ? buffer.count : written }
+
+  @inlinable
+  mutating func appendByte(_ byte: UInt8) {
+    if let base {
+      precondition(written < capacity, "protobuf encoding overran its computed size")
+      base[written] = byte
+      written += 1
+    } else {
+      buffer.append(byte)
+    }
+  }
+
+  @inlinable
+  mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
+    guard !bytes.isEmpty else { return }
+    if let base {
+      precondition(bytes.count <= capacity - written, "protobuf encoding overran its computed size")
+      (base + written).update(
+        from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+      written += bytes.count
+    } else {
+      buffer.append(contentsOf: bytes)
+    }
+  }
+
   // MARK: - Primitives
 
   @inlinable
   public mutating func writeVarint(_ value: UInt64) {
     if value < 0x80 {  // tags, lengths, small numbers: the common case
-      buffer.append(UInt8(truncatingIfNeeded: value))
+      appendByte(UInt8(truncatingIfNeeded: value))
       return
     }
     var value = value
     while value >= 0x80 {
-      buffer.append(UInt8(truncatingIfNeeded: value) | 0x80)
+      appendByte(UInt8(truncatingIfNeeded: value) | 0x80)
       value >>= 7
     }
-    buffer.append(UInt8(value))
+    appendByte(UInt8(value))
   }
 
   @inlinable
@@ -38,18 +82,18 @@ public struct ProtobufEncoder: Sendable {
 
   @inlinable
   public mutating func writeFixed32(_ value: UInt32) {
-    withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    withUnsafeBytes(of: value.littleEndian) { appendBytes($0) }
   }
 
   @inlinable
   public mutating func writeFixed64(_ value: UInt64) {
-    withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    withUnsafeBytes(of: value.littleEndian) { appendBytes($0) }
   }
 
   /// Appends raw bytes (no tag, no length).
   @inlinable
-  public mutating func writeRaw(_ bytes: some Sequence<UInt8>) {
-    buffer.append(contentsOf: bytes)
+  public mutating func writeRaw(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { appendBytes($0) }
   }
 
   /// The number of bytes `value` takes as a varint.
@@ -100,7 +144,7 @@ public struct ProtobufEncoder: Sendable {
   @inlinable
   public mutating func writeBool(field: Int, _ value: Bool) {
     writeTag(field: field, .varint)
-    buffer.append(value ? 1 : 0)
+    appendByte(value ? 1 : 0)
   }
 
   /// An enum value (open enums: any `Int32`, known or not).
@@ -147,7 +191,7 @@ public struct ProtobufEncoder: Sendable {
     var value = value
     value.withUTF8 { utf8 in
       writeVarint(UInt64(utf8.count))
-      buffer.append(contentsOf: utf8)
+      appendBytes(UnsafeRawBufferPointer(utf8))
     }
   }
 
@@ -155,23 +199,32 @@ public struct ProtobufEncoder: Sendable {
   public mutating func writeBytes(field: Int, _ value: [UInt8]) {
     writeTag(field: field, .lengthDelimited)
     writeVarint(UInt64(value.count))
-    buffer.append(contentsOf: value)
+    value.withUnsafeBytes { appendBytes($0) }
   }
 
-  /// Writes a length-delimited value whose content `body` writes (an embedded message, a packed
-  /// repeated field, a map entry).
+  /// Writes an embedded message.
+  ///
+  /// Into pre-sized memory, the message's size is written first (generated messages compute it
+  /// cheaply). Into a growable buffer, one length byte is reserved and the content moved up once
+  /// if the length needs more: this path never asks for ``ProtobufMessage/serializedSize()``,
+  /// whose default implementation encodes into a growable buffer — so hand-written messages stay
+  /// linear instead of re-measuring every subtree at every level.
   @inlinable
-  public mutating func writeLengthDelimited(field: Int, _ body: (inout ProtobufEncoder) -> Void) {
+  public mutating func writeMessage(field: Int, _ message: some ProtobufMessage) {
     writeTag(field: field, .lengthDelimited)
+    if base != nil {
+      writeVarint(UInt64(message.serializedSize()))
+      message.encode(to: &self)
+      return
+    }
     let lengthIndex = buffer.count
     buffer.append(0)
-    body(&self)
+    message.encode(to: &self)
     let length = buffer.count - lengthIndex - 1
     if length < 0x80 {
       buffer[lengthIndex] = UInt8(length)
       return
     }
-    // The length needs more than one byte: make room once, then write it.
     let size = Self.varintSize(UInt64(length))
     buffer.insert(contentsOf: repeatElement(0, count: size - 1), at: lengthIndex + 1)
     var value = UInt64(length)
@@ -184,21 +237,17 @@ public struct ProtobufEncoder: Sendable {
     buffer[index] = UInt8(value)
   }
 
-  /// Writes an embedded message.
-  @inlinable
-  public mutating func writeMessage(field: Int, _ message: some ProtobufMessage) {
-    writeLengthDelimited(field: field) { message.encode(to: &$0) }
-  }
-
   /// Writes packed repeated varints, e.g. `repeated int64` (`encode` maps each element).
   @inlinable
   public mutating func writePackedVarints<Element>(
     field: Int, _ values: [Element], _ encode: (Element) -> UInt64
   ) {
     guard !values.isEmpty else { return }
-    writeLengthDelimited(field: field) { encoder in
-      for value in values { encoder.writeVarint(encode(value)) }
-    }
+    var length = 0
+    for value in values { length += Self.varintSize(encode(value)) }
+    writeTag(field: field, .lengthDelimited)
+    writeVarint(UInt64(length))
+    for value in values { writeVarint(encode(value)) }
   }
 
   /// Writes packed repeated 32-bit fixed values (`fixed32`, `sfixed32`, `float`).
@@ -226,6 +275,25 @@ public struct ProtobufEncoder: Sendable {
   /// Appends preserved unknown fields unchanged.
   @inlinable
   public mutating func writeUnknownFields(_ unknownFields: UnknownFields) {
-    buffer.append(contentsOf: unknownFields.data)
+    unknownFields.data.withUnsafeBytes { appendBytes($0) }
+  }
+}
+
+/// Encoded sizes, for ``ProtobufMessage/serializedSize()``.
+public enum ProtobufSize {
+  @inlinable public static func varint(_ value: UInt64) -> Int { ProtobufEncoder.varintSize(value) }
+  /// `int32` and enums: negative values take ten bytes.
+  @inlinable public static func int32(_ value: Int32) -> Int { varint(UInt64(bitPattern: Int64(value))) }
+  /// A length-prefixed string (prefix included).
+  @inlinable public static func string(_ value: String) -> Int {
+    let count = value.utf8.count
+    return varint(UInt64(count)) + count
+  }
+  /// A length-prefixed byte string (prefix included).
+  @inlinable public static func bytes(_ value: [UInt8]) -> Int { varint(UInt64(value.count)) + value.count }
+  /// A length-prefixed embedded message (prefix included).
+  @inlinable public static func message(_ value: some ProtobufMessage) -> Int {
+    let size = value.serializedSize()
+    return varint(UInt64(size)) + size
   }
 }

@@ -20,6 +20,10 @@ public protocol ProtobufMessage: Sendable, Hashable {
 
   /// The `.proto` name of field `number` (for error paths), if the schema has one.
   static func fieldName(_ number: Int) -> String?
+
+  /// The exact number of bytes ``encode(to:)`` writes. Generated messages compute it without
+  /// encoding; the default implementation encodes into a scratch buffer.
+  func serializedSize() -> Int
 }
 
 extension ProtobufMessage {
@@ -43,10 +47,25 @@ extension ProtobufMessage {
 
   /// The message's binary encoding.
   @inlinable
-  public func serializedBytes() -> [UInt8] {
+  public func serializedSize() -> Int {
     var encoder = ProtobufEncoder()
     encode(to: &encoder)
-    return encoder.buffer
+    return encoder.count
+  }
+
+  /// The message's binary encoding: one allocation of the exact size, written in place.
+  @inlinable
+  public func serializedBytes() -> [UInt8] {
+    let size = serializedSize()
+    guard size > 0 else { return [] }
+    return [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
+      var encoder = ProtobufEncoder(writingInto: storage.baseAddress!, capacity: size)
+      encode(to: &encoder)
+      precondition(
+        encoder.count == size,
+        "\(Self.protoMessageName): serializedSize() is \(size), encode(to:) wrote \(encoder.count)")
+      initialized = size
+    }
   }
 
   /// Decodes fields until the end of the current message, merging them into `self`; errors get

@@ -29,6 +29,11 @@ public struct Google_Protobuf_Empty: ProtobufMessage {
   public func encode(to encoder: inout ProtobufEncoder) {
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    let size = 0
+    return size + unknownFields.data.count
+  }
 }
 
 /// The serialized `google.protobuf.FileDescriptorProto` of `google/protobuf/empty.proto`, for server reflection.

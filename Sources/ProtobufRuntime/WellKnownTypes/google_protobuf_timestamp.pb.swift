@@ -131,6 +131,13 @@ public struct Google_Protobuf_Timestamp: ProtobufMessage {
     if self.nanos != 0 { encoder.writeInt32(field: 2, self.nanos) }
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.seconds != 0 { size += 1 + ProtobufSize.varint(UInt64(bitPattern: self.seconds)) }
+    if self.nanos != 0 { size += 1 + ProtobufSize.int32(self.nanos) }
+    return size + unknownFields.data.count
+  }
 }
 
 /// The serialized `google.protobuf.FileDescriptorProto` of `google/protobuf/timestamp.proto`, for server reflection.

@@ -33,6 +33,12 @@ public struct Google_Protobuf_DoubleValue: ProtobufMessage {
     if self.value.bitPattern != 0 { encoder.writeDouble(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value.bitPattern != 0 { size += 1 + 8 }
+    return size + unknownFields.data.count
+  }
 }
 
 /// Wrapper message for `float`.
@@ -67,6 +73,12 @@ public struct Google_Protobuf_FloatValue: ProtobufMessage {
   public func encode(to encoder: inout ProtobufEncoder) {
     if self.value.bitPattern != 0 { encoder.writeFloat(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
+  }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value.bitPattern != 0 { size += 1 + 4 }
+    return size + unknownFields.data.count
   }
 }
 
@@ -103,6 +115,12 @@ public struct Google_Protobuf_Int64Value: ProtobufMessage {
     if self.value != 0 { encoder.writeInt64(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value != 0 { size += 1 + ProtobufSize.varint(UInt64(bitPattern: self.value)) }
+    return size + unknownFields.data.count
+  }
 }
 
 /// Wrapper message for `uint64`.
@@ -137,6 +155,12 @@ public struct Google_Protobuf_UInt64Value: ProtobufMessage {
   public func encode(to encoder: inout ProtobufEncoder) {
     if self.value != 0 { encoder.writeUInt64(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
+  }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value != 0 { size += 1 + ProtobufSize.varint(self.value) }
+    return size + unknownFields.data.count
   }
 }
 
@@ -173,6 +197,12 @@ public struct Google_Protobuf_Int32Value: ProtobufMessage {
     if self.value != 0 { encoder.writeInt32(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value != 0 { size += 1 + ProtobufSize.int32(self.value) }
+    return size + unknownFields.data.count
+  }
 }
 
 /// Wrapper message for `uint32`.
@@ -207,6 +237,12 @@ public struct Google_Protobuf_UInt32Value: ProtobufMessage {
   public func encode(to encoder: inout ProtobufEncoder) {
     if self.value != 0 { encoder.writeUInt32(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
+  }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value != 0 { size += 1 + ProtobufSize.varint(UInt64(self.value)) }
+    return size + unknownFields.data.count
   }
 }
 
@@ -243,6 +279,12 @@ public struct Google_Protobuf_BoolValue: ProtobufMessage {
     if self.value { encoder.writeBool(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if self.value { size += 1 + 1 }
+    return size + unknownFields.data.count
+  }
 }
 
 /// Wrapper message for `string`.
@@ -278,6 +320,12 @@ public struct Google_Protobuf_StringValue: ProtobufMessage {
     if !self.value.isEmpty { encoder.writeString(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
   }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if !self.value.isEmpty { size += 1 + ProtobufSize.string(self.value) }
+    return size + unknownFields.data.count
+  }
 }
 
 /// Wrapper message for `bytes`.
@@ -312,6 +360,12 @@ public struct Google_Protobuf_BytesValue: ProtobufMessage {
   public func encode(to encoder: inout ProtobufEncoder) {
     if !self.value.isEmpty { encoder.writeBytes(field: 1, self.value) }
     encoder.writeUnknownFields(unknownFields)
+  }
+
+  public func serializedSize() -> Int {
+    var size = 0
+    if !self.value.isEmpty { size += 1 + ProtobufSize.bytes(self.value) }
+    return size + unknownFields.data.count
   }
 }
 
