@@ -36,6 +36,8 @@ public final class PostgresConnectionPool: Sendable {
     var idle: [PostgresConnection] = []
     /// Open connections plus connections being opened.
     var openCount = 0
+    /// Connections being opened.
+    var connecting = 0
     var waiters: [(id: Int, continuation: Waiter, timer: Task<Void, Never>?)] = []
     var nextWaiterID = 0
     var closed = false
@@ -142,8 +144,10 @@ public final class PostgresConnectionPool: Sendable {
             return .use(connection)
           }
           state.waiters.append((waiterID, continuation, nil))
-          if state.openCount < configuration.maximumConnections {
+          // Open another connection only for waiters that no connection attempt will serve.
+          if state.openCount < configuration.maximumConnections, state.waiters.count > state.connecting {
             state.openCount += 1
+            state.connecting += 1
             return .wait(openNew: true)
           }
           return .wait(openNew: false)
@@ -193,7 +197,10 @@ public final class PostgresConnectionPool: Sendable {
   private func discard(_ connection: PostgresConnection) {
     let replace = state.withLock { state -> Bool in
       // Keep the slot if someone is waiting: a replacement connection takes it over.
-      if !state.closed, !state.waiters.isEmpty { return true }
+      if !state.closed, !state.waiters.isEmpty {
+        state.connecting += 1
+        return true
+      }
       state.openCount -= 1
       return false
     }
@@ -207,6 +214,7 @@ public final class PostgresConnectionPool: Sendable {
     Task {
       do {
         let connection = try await PostgresConnection.connect(configuration: configuration, logger: logger)
+        self.state.withLock { $0.connecting -= 1 }
         self.release(connection)
       } catch {
         logger.warning("could not open a PostgreSQL connection", metadata: ["error": "\(error)"])
@@ -214,12 +222,17 @@ public final class PostgresConnectionPool: Sendable {
         // them (each failure consumes one waiter, so this ends).
         let (waiter, retry) = self.state.withLock { state -> (Waiter?, Bool) in
           state.openCount -= 1
+          state.connecting -= 1
           guard !state.waiters.isEmpty else { return (nil, false) }
           let waiter = state.waiters.removeFirst()
           waiter.timer?.cancel()
           let retry =
-            !state.closed && !state.waiters.isEmpty && state.openCount < self.configuration.maximumConnections
-          if retry { state.openCount += 1 }
+            !state.closed && state.waiters.count > state.connecting
+            && state.openCount < self.configuration.maximumConnections
+          if retry {
+            state.openCount += 1
+            state.connecting += 1
+          }
           return (waiter.continuation, retry)
         }
         waiter?.resume(throwing: error)
