@@ -409,7 +409,7 @@ struct FileRenderer {
         line("\(indent)    members.append((\(key), .array(\(name).map { $0.jsonValue(options: options) })))")
         line("\(indent)  }")
       case .map(let keyCodec, let value):
-        let order = keyCodec.isComparable ? "{ $0.key < $1.key }" : "{ !$0.key && $1.key }"
+        let order = Self.mapKeyOrder(keyCodec)
         let valueJSON: String
         switch value {
         case .value(let codec): valueJSON = codec.toJSON("$0.value")
@@ -639,7 +639,7 @@ struct FileRenderer {
       case .repeatedMessage:
         line("\(indent)  for value in \(name) { encoder.writeMessage(field: \(number), value) }")
       case .map(let key, let value):
-        let order = key.isComparable ? "{ $0.key < $1.key }" : "{ !$0.key && $1.key }"
+        let order = Self.mapKeyOrder(key)
         line("\(indent)  for (key, value) in \(name).sorted(by: \(order)) {")
         line("\(indent)    let entrySize = \(mapEntrySize(key: key, value: value))")
         line("\(indent)    encoder.writeTag(field: \(number), .lengthDelimited)")
@@ -664,6 +664,17 @@ struct FileRenderer {
     }
     line("\(indent)  encoder.writeUnknownFields(unknownFields)")
     line("\(indent)}")
+  }
+
+  /// How map entries are ordered on output (deterministic encoding): numbers numerically, `false`
+  /// before `true`, strings by their UTF-8 bytes (as protobuf's deterministic mode does, and
+  /// cheaper than Unicode-aware `String` comparison).
+  static func mapKeyOrder(_ key: ValueCodec) -> String {
+    switch key.swiftType {
+    case "Bool": "{ !$0.key && $1.key }"
+    case "String": "{ $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }"
+    default: "{ $0.key < $1.key }"
+    }
   }
 
   /// The size of a map entry (both fields always written) for `key` and `value` in scope.
