@@ -29,7 +29,20 @@ public actor TestPostgres {
     // CREATE DATABASE takes an identifier; the name is generated above from digits only.
     try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
     await connection.close()
-    return admin.replacingOccurrences(of: "dbname=postgres", with: "dbname=\(name)")
+    return Self.connectionString(admin, database: name)
+  }
+
+  /// `connectionString` pointed at `database`, for both libpq forms: key/value pairs (a later
+  /// `dbname` overrides an earlier one) and `postgresql://` URLs (the path names the database).
+  public static func connectionString(_ connectionString: String, database: String) -> String {
+    guard connectionString.hasPrefix("postgres://") || connectionString.hasPrefix("postgresql://") else {
+      return connectionString + " dbname=\(database)"
+    }
+    let schemeEnd = connectionString.range(of: "://")!.upperBound
+    let rest = connectionString[schemeEnd...]
+    let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+    let queryStart = rest[authorityEnd...].firstIndex(of: "?") ?? rest.endIndex
+    return String(connectionString[..<authorityEnd]) + "/" + database + String(rest[queryStart...])
   }
 
   /// The connection string of the cluster's `postgres` database (starts the cluster if needed).

@@ -81,12 +81,13 @@ public struct ProtobufEncoder {
   }
 
   @inlinable
-  public mutating func writeFixed32(_ value: UInt32) {
-    withUnsafeBytes(of: value.littleEndian) { appendBytes($0) }
-  }
+  public mutating func writeFixed32(_ value: UInt32) { writeLittleEndian(value) }
 
   @inlinable
-  public mutating func writeFixed64(_ value: UInt64) {
+  public mutating func writeFixed64(_ value: UInt64) { writeLittleEndian(value) }
+
+  @inlinable
+  mutating func writeLittleEndian(_ value: some FixedWidthInteger) {
     withUnsafeBytes(of: value.littleEndian) { appendBytes($0) }
   }
 
@@ -255,10 +256,7 @@ public struct ProtobufEncoder {
   public mutating func writePackedFixed32<Element>(
     field: Int, _ values: [Element], _ encode: (Element) -> UInt32
   ) {
-    guard !values.isEmpty else { return }
-    writeTag(field: field, .lengthDelimited)
-    writeVarint(UInt64(values.count * 4))
-    for value in values { writeFixed32(encode(value)) }
+    writePackedFixed(field: field, values, encode)
   }
 
   /// Writes packed repeated 64-bit fixed values (`fixed64`, `sfixed64`, `double`).
@@ -266,10 +264,17 @@ public struct ProtobufEncoder {
   public mutating func writePackedFixed64<Element>(
     field: Int, _ values: [Element], _ encode: (Element) -> UInt64
   ) {
+    writePackedFixed(field: field, values, encode)
+  }
+
+  @inlinable
+  mutating func writePackedFixed<Element, Bits: FixedWidthInteger>(
+    field: Int, _ values: [Element], _ encode: (Element) -> Bits
+  ) {
     guard !values.isEmpty else { return }
     writeTag(field: field, .lengthDelimited)
-    writeVarint(UInt64(values.count * 8))
-    for value in values { writeFixed64(encode(value)) }
+    writeVarint(UInt64(values.count * MemoryLayout<Bits>.size))
+    for value in values { writeLittleEndian(encode(value)) }
   }
 
   /// Appends preserved unknown fields unchanged.

@@ -1,4 +1,5 @@
 import Foundation
+import PaymentsTestSupport
 import Postgres
 import Testing
 
@@ -138,5 +139,38 @@ struct PostgresValueTests {
         type: .timestamptz, columnName: "t",
         bytes: ArraySlice(text.replacingOccurrences(of: "T", with: " ").utf8)))
     #expect(abs(parsed.timeIntervalSince1970 - seconds) < 0.000_001)
+  }
+}
+
+@Suite("test harness")
+struct TestHarnessTests {
+  @Test(
+    "a fresh test database is addressed in both connection-string forms",
+    arguments: [
+      (
+        "host=127.0.0.1 port=5 user=postgres dbname=postgres",
+        "host=127.0.0.1 port=5 user=postgres dbname=postgres dbname=t1"
+      ),
+      (
+        "postgresql://postgres@127.0.0.1:5/postgres?sslmode=disable",
+        "postgresql://postgres@127.0.0.1:5/t1?sslmode=disable"
+      ),
+      ("postgresql://postgres@127.0.0.1:5", "postgresql://postgres@127.0.0.1:5/t1"),
+      ("postgres://u:p@h/db", "postgres://u:p@h/t1"),
+    ])
+  func databaseSwitch(input: String, expected: String) {
+    #expect(TestPostgres.connectionString(input, database: "t1") == expected)
+  }
+}
+
+@Suite("test harness isolation")
+struct TestHarnessIsolationTests {
+  @Test("each test gets its own database, not the cluster's default one")
+  func ownDatabase() async throws {
+    let connection = try await makeConnection()
+    let name = try #require(try await connection.query("SELECT current_database()").singleRow())
+      .decode(String.self, at: 0)
+    #expect(name.hasPrefix("test_"))
+    await connection.close()
   }
 }
