@@ -58,11 +58,11 @@ let package = Package(
     .plugin(
       name: "ProtobufGenerator", capability: .buildTool(), dependencies: ["protoc-gen-swift-payments"]),
     .target(
-      name: "PaymentsProto", dependencies: ["ProtobufRuntime"], exclude: ["protobuf.json"],
+      name: "PaymentsProto", dependencies: ["ProtobufRuntime", "RPCCore"], exclude: ["protobuf.json"],
       plugins: ["ProtobufGenerator"]),
 
     // MARK: RPC: a core that knows no transport, and the HTTP/2 transport
-    .target(name: "RPCCore"),
+    .target(name: "RPCCore", dependencies: ["ProtobufRuntime", .logging]),
     .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2"]),
 
     // MARK: The payment domain and the three services
@@ -104,6 +104,9 @@ let package = Package(
     .testTarget(
       name: "ProtobufCodeGenTests",
       dependencies: ["ProtobufCodeGen", "ProtobufRuntime", "PaymentsTestSupport"], exclude: ["Golden"]),
+    .testTarget(
+      name: "RPCTests", dependencies: ["RPCCore", "ProtobufRuntime", "PaymentsTestSupport", .logging],
+      exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
   ]

@@ -1,7 +1,8 @@
 import ProtobufRuntime
 
 /// Turns a `CodeGeneratorRequest` into Swift: one file per `.proto` file, with a value type per
-/// message, an open enum per enum, and the file's serialized descriptor (for reflection).
+/// message, an open enum per enum, per service its method descriptors, server protocol and typed
+/// client (on RPCCore), and the file's serialized descriptor (for reflection).
 ///
 /// Options (protoc's `--swift-payments_opt`, comma-separated `key=value`):
 /// - `Visibility=public|internal` (default `public`).
@@ -103,6 +104,10 @@ struct FileRenderer {
       line()
       line("\(visibility == "public" ? "public " : "")import ProtobufRuntime")
     }
+    if !file.services.isEmpty {
+      if !importRuntime { line() }
+      line("\(visibility == "public" ? "public " : "")import RPCCore")
+    }
     for (index, enumType) in file.enumTypes.enumerated() {
       line()
       renderEnum(
@@ -115,6 +120,10 @@ struct FileRenderer {
         message, fullName: scope + "." + message.name,
         swiftName: prefix + SwiftNaming.upperCamel(message.name),
         path: [4, Int32(index)], indent: "")
+    }
+    for (index, service) in file.services.enumerated() {
+      line()
+      try renderService(service, index: index)
     }
     line()
     renderFileDescriptor()

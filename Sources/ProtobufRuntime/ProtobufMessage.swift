@@ -82,3 +82,14 @@ extension ProtobufMessage {
     }
   }
 }
+
+extension ProtobufMessage {
+  /// A message built by setting fields on a default one:
+  /// `Payments_V1_Money.with { $0.currency = "EUR"; $0.amountMinor = 1250 }`.
+  @inlinable
+  public static func with(_ populate: (inout Self) throws -> Void) rethrows -> Self {
+    var message = Self()
+    try populate(&message)
+    return message
+  }
+}

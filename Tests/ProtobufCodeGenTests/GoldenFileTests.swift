@@ -13,7 +13,7 @@ struct GoldenFileTests {
 
   @Test(
     "generated Swift matches the golden file",
-    arguments: ["conformance/v1/everything.proto", "other/v1/other.proto"])
+    arguments: ["conformance/v1/everything.proto", "other/v1/other.proto", "echo/v1/echo.proto"])
   func golden(protoFile: String) throws {
     let output = FileManager.default.temporaryDirectory.appendingPathComponent("golden-\(UUID())")
     try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)

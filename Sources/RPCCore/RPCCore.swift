@@ -1,2 +1,0 @@
-/// The transport-independent gRPC core: method descriptors, metadata, status, interceptors, handlers. Placeholder until the RPC issue.
-public enum RPCCoreModule {}

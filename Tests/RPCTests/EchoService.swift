@@ -1,0 +1,90 @@
+import ProtobufRuntime
+import RPCCore
+
+/// The Swift implementation of the test service `echo.v1.Echo` (the Python peer has its own,
+/// in tools/interop). Request metadata whose key starts with `echo-` comes back in the response
+/// headers and, prefixed with `trailer-`, in the trailers.
+struct EchoService: Echo_V1_Echo.ServiceProtocol {
+  func get(_ request: Echo_V1_EchoRequest, context: ServerContext) async throws -> Echo_V1_EchoResponse {
+    try await prepare(request, context)
+    return .with {
+      $0.text = request.text
+      $0.payload = request.payload
+    }
+  }
+
+  func expand(
+    _ request: Echo_V1_EchoRequest, responses: RPCWriter<Echo_V1_EchoResponse>, context: ServerContext
+  ) async throws {
+    try await prepare(request, context)
+    for index in 0..<Int(request.repeat) {
+      try await responses.write(
+        .with {
+          $0.text = request.text
+          $0.index = Int32(index)
+        })
+    }
+  }
+
+  func collect(
+    _ requests: RPCAsyncSequence<Echo_V1_EchoRequest>, context: ServerContext
+  ) async throws -> Echo_V1_EchoResponse {
+    echoMetadata(context)
+    var texts: [String] = []
+    var payload: [UInt8] = []
+    for try await request in requests {
+      try await prepare(request, context, echo: false)
+      texts.append(request.text)
+      payload += request.payload
+    }
+    return .with {
+      $0.text = texts.joined(separator: " ")
+      $0.payload = payload
+    }
+  }
+
+  func update(
+    _ requests: RPCAsyncSequence<Echo_V1_EchoRequest>, responses: RPCWriter<Echo_V1_EchoResponse>,
+    context: ServerContext
+  ) async throws {
+    echoMetadata(context)
+    var index: Int32 = 0
+    for try await request in requests {
+      try await prepare(request, context, echo: false)
+      try await responses.write(
+        .with {
+          $0.text = request.text
+          $0.payload = request.payload
+          $0.index = index
+        })
+      index += 1
+    }
+  }
+
+  private func prepare(_ request: Echo_V1_EchoRequest, _ context: ServerContext, echo: Bool = true)
+    async throws
+  {
+    if echo { echoMetadata(context) }
+    if request.delayMs > 0 { try await Task.sleep(for: .milliseconds(Int(request.delayMs))) }
+    if request.failWithCode != 0 {
+      throw RPCError(RPCStatus.Code(rawValue: Int(request.failWithCode)), request.text)
+    }
+  }
+
+  private func echoMetadata(_ context: ServerContext) {
+    var initial = Metadata()
+    var trailing = Metadata()
+    for entry in context.metadata where entry.key.hasPrefix("echo-") {
+      switch entry.value {
+      case .string(let value):
+        initial.addString(value, forKey: entry.key)
+        trailing.addString(value, forKey: "trailer-" + entry.key)
+      case .binary(let value):
+        initial.addBinary(value, forKey: entry.key)
+        trailing.addBinary(value, forKey: "trailer-" + entry.key)
+      }
+    }
+    context.response.initial = initial
+    context.response.trailing = trailing
+  }
+}
