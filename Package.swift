@@ -63,7 +63,7 @@ let package = Package(
 
     // MARK: RPC: a core that knows no transport, and the HTTP/2 transport
     .target(name: "RPCCore", dependencies: ["ProtobufRuntime", .logging]),
-    .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2"]),
+    .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2", .logging]),
 
     // MARK: The payment domain and the three services
     .target(name: "PaymentsCore"),
@@ -105,7 +105,10 @@ let package = Package(
       name: "ProtobufCodeGenTests",
       dependencies: ["ProtobufCodeGen", "ProtobufRuntime", "PaymentsTestSupport"], exclude: ["Golden"]),
     .testTarget(
-      name: "RPCTests", dependencies: ["RPCCore", "ProtobufRuntime", "PaymentsTestSupport", .logging],
+      name: "RPCTests",
+      dependencies: [
+        "RPCCore", "RPCTransportHTTP2", "HTTP2", "ProtobufRuntime", "PaymentsTestSupport", .logging,
+      ],
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),

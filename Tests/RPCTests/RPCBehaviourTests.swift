@@ -125,7 +125,7 @@ struct RPCBehaviourTests {
           missing, request: Echo_V1_EchoRequest("x"))
       }
     }
-    #expect(error?.code == .unimplemented)
+    #expect(error?.code == .unimplemented, "\(String(describing: error))")
     #expect(error?.message.contains("/echo.v1.Echo/Missing") == true)
   }
 

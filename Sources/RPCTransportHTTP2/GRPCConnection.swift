@@ -1,0 +1,572 @@
+import HTTP2
+import Logging
+import RPCCore
+
+/// One HTTP/2 connection carrying gRPC calls, server or client side: the socket, the nghttp2
+/// session, and the state of every open stream.
+///
+/// Confined to its event loop: every method runs on the loop thread (tasks reach it through
+/// `EventLoop.execute`), which is why the class can be `@unchecked Sendable` without locks.
+final class GRPCConnection: EventLoopSource, @unchecked Sendable {
+  /// Limits and timeouts of one connection.
+  struct Limits {
+    var maximumReceiveMessageBytes: Int
+    /// Response (server) or request (client) bytes buffered per stream before writers wait.
+    var writeBufferBytes = 256 << 10
+    /// Received messages queued per stream before the peer's window stops being replenished.
+    var readBufferBytes = 1 << 20
+  }
+
+  /// Per-stream state.
+  final class Stream {
+    let id: Int32
+    var deframer: GRPCMessageDeframer
+    /// Server: request messages for the handler. Client: response parts for the caller.
+    let requests: MessageQueue<[UInt8]>?
+    let parts: MessageQueue<ClientStreamPart>?
+    /// Server: finished when the client reset the stream, to cancel the handler.
+    let reset = MessageQueue<Void>()
+    var queuedBytes = 0
+    var heldCredit = 0
+    var headersDone = false
+    var outboundFinished = false
+    var inboundFinished = false
+    /// Inbound bytes are discarded (the call was answered with an error already).
+    var discarding = false
+    var writeWaiter: CheckedContinuation<Void, any Error>?
+
+    init(
+      id: Int32, maximumMessageBytes: Int, requests: MessageQueue<[UInt8]>?,
+      parts: MessageQueue<ClientStreamPart>?
+    ) {
+      self.id = id
+      self.deframer = GRPCMessageDeframer(maximumMessageBytes: maximumMessageBytes)
+      self.requests = requests
+      self.parts = parts
+    }
+  }
+
+  let loop: EventLoop
+  let descriptor: Int32
+  let peer: String
+  let isServer: Bool
+  let session: HTTP2Session
+  var limits: Limits
+  let logger: Logger
+  var streams: [Int32: Stream] = [:]
+  private var output: [UInt8] = []
+  private var outputOffset = 0
+  private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
+  private(set) var isClosed = false
+  /// GOAWAY sent or received: no new streams.
+  var isDraining = false
+  /// Client: the socket is connected (writes before that are buffered).
+  var isConnected: Bool
+  var sawFirstFrame = false
+  private var idleTimer: Int?
+  var idleTimeout: Duration?
+
+  /// Server: a new call arrived (validated). Client: unused.
+  var onCall: ((Stream, [HTTP2Header], Metadata, ContinuousClock.Instant?) -> Void)?
+  /// Called once when the connection closed.
+  var onClose: ((GRPCConnection) -> Void)?
+  /// Client: why the connection failed, for the statuses of its streams.
+  var failure: String?
+
+  init(
+    loop: EventLoop, descriptor: Int32, peer: String, isServer: Bool, settings: HTTP2Session.Settings,
+    limits: Limits,
+    logger: Logger
+  ) throws {
+    self.loop = loop
+    self.descriptor = descriptor
+    self.peer = peer
+    self.isServer = isServer
+    self.session = try HTTP2Session(isServer: isServer, settings: settings)
+    self.limits = limits
+    self.logger = logger
+    self.isConnected = isServer
+  }
+
+  /// Starts watching the socket (client: waits for the connect to finish).
+  func start() {
+    loop.register(descriptor, self, wantsWrite: !isConnected)
+    if isConnected { flush() }
+    armIdleTimer()
+  }
+
+  // MARK: Socket I/O
+
+  func readable() {
+    guard !isClosed else { return }
+    if !isConnected { return writable() }
+    while !isClosed {
+      let count: Int?
+      do {
+        count = try TCPSocket.read(descriptor, into: &readBuffer)
+      } catch {
+        return close(reason: "\(error)")
+      }
+      guard let count else { break }
+      if count == 0 { return close(reason: "closed by peer") }
+      do {
+        try readBuffer.withUnsafeBytes {
+          try session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<count]))
+        }
+      } catch let error as HTTP2Error {
+        logger.debug("HTTP/2 protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        flush()
+        return close(reason: "protocol error: \(error)")
+      } catch {
+        return close(reason: "\(error)")
+      }
+      processEvents()
+      if count < readBuffer.count { break }
+    }
+    flush()
+  }
+
+  func writable() {
+    guard !isClosed else { return }
+    if !isConnected {
+      if let error = TCPSocket.connectionError(descriptor) {
+        failure = "\(error)"
+        return close(reason: "\(error)")
+      }
+      isConnected = true
+    }
+    flush()
+  }
+
+  /// Moves what the session wants to send to the socket, as far as the socket takes it.
+  func flush() {
+    guard !isClosed, isConnected else { return }
+    while true {
+      if outputOffset == output.count {
+        output.removeAll(keepingCapacity: true)
+        outputOffset = 0
+        do {
+          output = try session.pendingOutput()
+        } catch {
+          return close(reason: "\(error)")
+        }
+        if output.isEmpty { break }
+      }
+      let written: Int
+      do {
+        written = try TCPSocket.write(descriptor, output, from: outputOffset)
+      } catch {
+        return close(reason: "\(error)")
+      }
+      outputOffset += written
+      if written == 0 { break }
+    }
+    loop.setWantsWrite(descriptor, outputOffset < output.count)
+    resumeWriters()
+    if !session.wantsRead && !session.wantsWrite && outputOffset == output.count {
+      close(reason: "session finished")
+    } else if isDraining && streams.isEmpty && outputOffset == output.count {
+      close(reason: "drained")
+    }
+  }
+
+  /// Closes the socket; every open stream ends (server: handlers are cancelled; client: callers
+  /// get `UNAVAILABLE`).
+  func close(reason: String) {
+    guard !isClosed else { return }
+    isClosed = true
+    logger.debug("connection closed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+    loop.deregister(descriptor)
+    TCPSocket.close(descriptor)
+    if let idleTimer { loop.cancelTimer(idleTimer) }
+    for stream in streams.values {
+      endStream(
+        stream,
+        clientStatus: RPCStatus(
+          code: .unavailable, message: failure ?? "connection to \(peer) lost: \(reason)"))
+    }
+    streams.removeAll()
+    onClose?(self)
+  }
+
+  /// Sends GOAWAY: streams already open may finish, then the connection closes.
+  func drain(debugData: String = "") {
+    guard !isClosed, !isDraining else { return }
+    isDraining = true
+    session.goAway(debugData: debugData)
+    flush()
+  }
+
+  private func armIdleTimer() {
+    if let idleTimer { loop.cancelTimer(idleTimer) }
+    idleTimer = nil
+    guard let idleTimeout, streams.isEmpty, !isClosed else { return }
+    idleTimer = loop.schedule(at: .now.advanced(by: idleTimeout)) { [weak self] in
+      guard let self, self.streams.isEmpty else { return }
+      self.drain(debugData: "idle")
+      self.close(reason: "idle timeout")
+    }
+  }
+
+  // MARK: Events
+
+  private func processEvents() {
+    for event in session.takeEvents() {
+      switch event {
+      case .frameReceived:
+        sawFirstFrame = true
+      case .headers(let id, let kind, let fields, let endStream):
+        if isServer {
+          if kind == .request {
+            receivedRequest(id, fields, endStream: endStream)
+          } else if endStream, let stream = streams[id] {
+            receivedEnd(stream)
+          }
+        } else {
+          receivedResponseHeaders(id, kind, fields, endStream: endStream)
+        }
+      case .data(let id, let bytes):
+        receivedData(id, bytes)
+      case .endStream(let id):
+        if let stream = streams[id] { receivedEnd(stream) }
+      case .streamClosed(let id, let errorCode):
+        guard let stream = streams.removeValue(forKey: id) else { continue }
+        let message =
+          errorCode == HTTP2ErrorCode.noError
+          ? "stream closed without a status" : "stream reset by \(peer) (HTTP/2 error code \(errorCode))"
+        let code: RPCStatus.Code =
+          errorCode == HTTP2ErrorCode.refusedStream
+          ? .unavailable : errorCode == HTTP2ErrorCode.cancel ? .cancelled : .internal
+        endStream(stream, clientStatus: RPCStatus(code: code, message: message))
+        if streams.isEmpty { armIdleTimer() }
+      case .goAway(let lastStreamID, let errorCode):
+        isDraining = true
+        logger.debug(
+          "GOAWAY received",
+          metadata: ["peer": "\(peer)", "last_stream": "\(lastStreamID)", "code": "\(errorCode)"])
+      }
+    }
+  }
+
+  /// The stream is gone: wake everything that waits on it.
+  private func endStream(_ stream: Stream, clientStatus: RPCStatus) {
+    stream.writeWaiter?.resume(throwing: RPCError(.cancelled, "the stream was closed"))
+    stream.writeWaiter = nil
+    if let requests = stream.requests {
+      if !stream.inboundFinished { requests.finish(throwing: CancellationError()) }
+      stream.reset.finish()
+    }
+    if let parts = stream.parts, !stream.inboundFinished {
+      parts.yield(.status(clientStatus, []))
+      parts.finish()
+    }
+    stream.inboundFinished = true
+  }
+
+  private func receivedData(_ id: Int32, _ bytes: [UInt8]) {
+    guard let stream = streams[id], !stream.discarding, !stream.inboundFinished else {
+      session.consume(streamID: id, count: bytes.count)
+      return
+    }
+    if stream.queuedBytes < limits.readBufferBytes {
+      session.consume(streamID: id, count: bytes.count)
+    } else {
+      stream.heldCredit += bytes.count
+    }
+    let messages: [[UInt8]]
+    do {
+      messages = try stream.deframer.append(bytes)
+    } catch {
+      let status: RPCStatus =
+        switch error {
+        case .messageTooLarge(let length, let limit):
+          RPCStatus(
+            code: .resourceExhausted,
+            message:
+              "\(isServer ? "request" : "response") message of \(length) bytes exceeds the limit of \(limit) bytes"
+          )
+        case .unexpectedCompression:
+          RPCStatus(
+            code: .internal, message: "compressed message received, but no grpc-encoding was negotiated")
+        case .invalidFlag(let flag):
+          RPCStatus(code: .internal, message: "invalid message flag \(flag)")
+        }
+      return failInbound(stream, status)
+    }
+    for message in messages {
+      stream.queuedBytes += message.count + 5
+      if isServer {
+        stream.requests?.yield(message)
+      } else if !stream.headersDone {
+        return failInbound(
+          stream, RPCStatus(code: .internal, message: "message received before response headers"))
+      } else {
+        stream.parts?.yield(.message(message))
+      }
+    }
+  }
+
+  /// A message was taken by its reader: give flow-control credit back if it was held.
+  func messageConsumed(_ id: Int32, bytes: Int) {
+    guard let stream = streams[id] else { return }
+    stream.queuedBytes -= bytes + 5
+    if stream.queuedBytes < limits.readBufferBytes && stream.heldCredit > 0 {
+      session.consume(streamID: id, count: stream.heldCredit)
+      stream.heldCredit = 0
+      flush()
+    }
+  }
+
+  private func receivedEnd(_ stream: Stream) {
+    guard !stream.inboundFinished, !stream.discarding else { return }
+    guard stream.deframer.isAtMessageBoundary else {
+      return failInbound(
+        stream, RPCStatus(code: .internal, message: "stream ended in the middle of a message"))
+    }
+    if isServer {
+      stream.inboundFinished = true
+      stream.requests?.finish()
+    }
+  }
+
+  /// Ends a call because of what the peer sent: server answers with `status`, client reports it
+  /// and cancels the stream.
+  private func failInbound(_ stream: Stream, _ status: RPCStatus) {
+    stream.discarding = true
+    if isServer {
+      stream.inboundFinished = true
+      stream.requests?.finish(throwing: RPCError(status.code, status.message))
+      stream.reset.finish()  // the handler must not answer as well
+      sendStatus(stream.id, status, trailers: [])
+    } else {
+      stream.inboundFinished = true
+      stream.parts?.yield(.status(status, []))
+      stream.parts?.finish()
+      session.reset(streamID: stream.id, errorCode: HTTP2ErrorCode.cancel)
+    }
+  }
+
+  // MARK: Server side
+
+  private func receivedRequest(_ id: Int32, _ fields: [HTTP2Header], endStream: Bool) {
+    func field(_ name: String) -> String? { fields.first { $0.name == name }?.value }
+    if isDraining {
+      session.reset(streamID: id, errorCode: HTTP2ErrorCode.refusedStream)
+      return
+    }
+    guard field(":method") == "POST" else {
+      return respondHTTPError(
+        id, status: 405, message: "gRPC requires POST, got \(field(":method") ?? "no method")")
+    }
+    guard let contentType = field("content-type"), contentType.hasPrefix("application/grpc"),
+      contentType == "application/grpc" || contentType.hasPrefix("application/grpc+")
+        || contentType.hasPrefix("application/grpc;")
+    else {
+      return respondHTTPError(
+        id, status: 415,
+        message: "content-type must be application/grpc, got \(field("content-type") ?? "none")")
+    }
+    let stream = Stream(
+      id: id, maximumMessageBytes: limits.maximumReceiveMessageBytes, requests: nil, parts: nil)
+    if let encoding = field("grpc-encoding"), encoding != "identity" {
+      streams[id] = stream
+      stream.discarding = true
+      return sendStatus(
+        id,
+        RPCStatus(
+          code: .unimplemented, message: "grpc-encoding \(encoding) is not supported (only identity)"),
+        trailers: [], extra: [HTTP2Header("grpc-accept-encoding", "identity")])
+    }
+    var deadline: ContinuousClock.Instant?
+    if let timeout = field("grpc-timeout") {
+      guard let duration = GRPCHeaders.parseTimeout(timeout) else {
+        streams[id] = stream
+        stream.discarding = true
+        return sendStatus(
+          id, RPCStatus(code: .internal, message: "malformed grpc-timeout '\(timeout)'"), trailers: [])
+      }
+      deadline = .now.advanced(by: duration)
+    }
+    let loop = loop
+    let connection = WeakConnection(self)
+    let requests = MessageQueue<[UInt8]> { message in
+      loop.execute { connection.value?.messageConsumed(id, bytes: message.count) }
+    }
+    let call = Stream(
+      id: id, maximumMessageBytes: limits.maximumReceiveMessageBytes, requests: requests, parts: nil)
+    streams[id] = call
+    if let idleTimer { loop.cancelTimer(idleTimer) }
+    idleTimer = nil
+    if endStream {
+      call.inboundFinished = true
+      requests.finish()
+    }
+    onCall?(call, fields, GRPCHeaders.metadata(from: fields), deadline)
+  }
+
+  private func respondHTTPError(_ id: Int32, status: Int, message: String) {
+    try? session.submitResponse(
+      streamID: id,
+      [
+        HTTP2Header(":status", "\(status)"), HTTP2Header("content-type", "application/grpc"),
+        HTTP2Header("grpc-status", "\(RPCStatus.Code.internal.rawValue)"),
+        HTTP2Header("grpc-message", GRPCHeaders.percentEncode(message)),
+      ], endStream: true)
+  }
+
+  /// Server: response headers (before the first message).
+  func sendHeaders(_ id: Int32, _ metadata: Metadata) {
+    guard let stream = streams[id], !stream.headersDone, !stream.outboundFinished else { return }
+    stream.headersDone = true
+    try? session.submitResponse(
+      streamID: id,
+      [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
+        + GRPCHeaders.fields(from: metadata), endStream: false)
+    flush()
+  }
+
+  /// Server: the call's status, as trailers or (without headers sent yet) Trailers-Only.
+  func sendStatus(_ id: Int32, _ status: RPCStatus, trailers: Metadata, extra: [HTTP2Header] = []) {
+    guard let stream = streams[id], !stream.outboundFinished else { return }
+    stream.outboundFinished = true
+    var fields = [HTTP2Header("grpc-status", "\(status.code.rawValue)")]
+    if !status.message.isEmpty {
+      fields.append(HTTP2Header("grpc-message", GRPCHeaders.percentEncode(status.message)))
+    }
+    fields += extra + GRPCHeaders.fields(from: trailers)
+    if stream.headersDone {
+      session.finish(streamID: id, trailers: fields)
+    } else {
+      stream.headersDone = true
+      try? session.submitResponse(
+        streamID: id,
+        [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")] + fields,
+        endStream: true)
+    }
+    if !stream.inboundFinished || stream.discarding {
+      // The client is still sending, but nothing it sends matters now: stop it once the status
+      // is out (RST_STREAM NO_ERROR, as RFC 9113 §8.1 allows).
+      session.resetAfterResponse(streamID: id)
+    }
+    flush()
+  }
+
+  // MARK: Both sides: outbound messages
+
+  /// Queues a framed message; resumes `continuation` at once or when the buffer drained.
+  func sendMessage(_ id: Int32, _ framed: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
+    guard let stream = streams[id], !stream.outboundFinished else {
+      return continuation.resume(throwing: RPCError(.cancelled, "the stream was closed"))
+    }
+    session.send(streamID: id, framed)
+    flush()
+    if isClosed || streams[id] == nil {
+      continuation.resume(throwing: RPCError(.cancelled, "the stream was closed"))
+    } else if session.bufferedBytes(streamID: id) < limits.writeBufferBytes {
+      continuation.resume()
+    } else {
+      stream.writeWaiter = continuation
+    }
+  }
+
+  private func resumeWriters() {
+    for stream in streams.values where stream.writeWaiter != nil {
+      if session.bufferedBytes(streamID: stream.id) < limits.writeBufferBytes {
+        stream.writeWaiter?.resume()
+        stream.writeWaiter = nil
+      }
+    }
+  }
+
+  // MARK: Client side
+
+  /// Opens a call; the returned stream's `parts` deliver the response.
+  func openCall(_ headers: [HTTP2Header], maximumResponseBytes: Int) throws -> Stream {
+    guard !isClosed, !isDraining else { throw RPCError(.unavailable, "connection to \(peer) is closing") }
+    let id = try session.submitRequest(headers)
+    let loop = loop
+    let connection = WeakConnection(self)
+    let parts = MessageQueue<ClientStreamPart> { part in
+      if case .message(let bytes) = part {
+        loop.execute { connection.value?.messageConsumed(id, bytes: bytes.count) }
+      }
+    }
+    let stream = Stream(id: id, maximumMessageBytes: maximumResponseBytes, requests: nil, parts: parts)
+    streams[id] = stream
+    if let idleTimer { loop.cancelTimer(idleTimer) }
+    idleTimer = nil
+    flush()
+    return stream
+  }
+
+  /// Client: no more requests.
+  func finishRequests(_ id: Int32) {
+    guard let stream = streams[id], !stream.outboundFinished else { return }
+    stream.outboundFinished = true
+    session.finish(streamID: id)
+    flush()
+  }
+
+  /// Client: the caller is done with the call; cancels it if it is still open.
+  func cancelCall(_ id: Int32) {
+    guard let stream = streams.removeValue(forKey: id) else { return }
+    stream.inboundFinished = true
+    stream.parts?.finish()
+    stream.writeWaiter?.resume(throwing: CancellationError())
+    stream.writeWaiter = nil
+    session.reset(streamID: id, errorCode: HTTP2ErrorCode.cancel)
+    flush()
+    if streams.isEmpty { armIdleTimer() }
+  }
+
+  private func receivedResponseHeaders(
+    _ id: Int32, _ kind: HTTP2Event.HeadersKind, _ fields: [HTTP2Header], endStream: Bool
+  ) {
+    guard let stream = streams[id], !stream.inboundFinished, let parts = stream.parts else { return }
+    if kind == .response {
+      let httpStatus = fields.first { $0.name == ":status" }.flatMap { Int($0.value) } ?? 0
+      if httpStatus != 200 {
+        let status =
+          GRPCHeaders.status(from: fields)
+          ?? RPCStatus(
+            code: GRPCHeaders.status(forHTTPStatus: httpStatus), message: "HTTP status \(httpStatus)")
+        return finishParts(stream, status, GRPCHeaders.metadata(from: fields))
+      }
+      if endStream {
+        let status =
+          GRPCHeaders.status(from: fields)
+          ?? RPCStatus(code: .internal, message: "response ended without grpc-status")
+        return finishParts(stream, status, GRPCHeaders.metadata(from: fields))
+      }
+      let contentType = fields.first { $0.name == "content-type" }?.value ?? ""
+      guard contentType.hasPrefix("application/grpc") else {
+        return failInbound(
+          stream, RPCStatus(code: .internal, message: "response content-type is '\(contentType)'"))
+      }
+      stream.headersDone = true
+      parts.yield(.headers(GRPCHeaders.metadata(from: fields)))
+    } else {
+      guard stream.deframer.isAtMessageBoundary else {
+        return failInbound(
+          stream, RPCStatus(code: .internal, message: "trailers arrived in the middle of a message"))
+      }
+      let status =
+        GRPCHeaders.status(from: fields)
+        ?? RPCStatus(code: .internal, message: "trailers without grpc-status")
+      finishParts(stream, status, GRPCHeaders.metadata(from: fields))
+    }
+  }
+
+  private func finishParts(_ stream: Stream, _ status: RPCStatus, _ trailers: Metadata) {
+    stream.inboundFinished = true
+    stream.parts?.yield(.status(status, trailers))
+    stream.parts?.finish()
+  }
+}
+
+/// A weak reference that closures running elsewhere may hold; they only dereference it on the
+/// connection's loop.
+struct WeakConnection: @unchecked Sendable {
+  weak var value: GRPCConnection?
+  init(_ value: GRPCConnection) { self.value = value }
+}
