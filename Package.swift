@@ -63,6 +63,9 @@ let package = Package(
 
     // MARK: RPC: a core that knows no transport, and the HTTP/2 transport
     .target(name: "RPCCore", dependencies: ["ProtobufRuntime", .logging]),
+    .target(
+      name: "RPCStandardServices", dependencies: ["RPCCore", "ProtobufRuntime", "ProtobufCodeGen"],
+      exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2", .logging]),
 
     // MARK: The payment domain and the three services
@@ -107,7 +110,8 @@ let package = Package(
     .testTarget(
       name: "RPCTests",
       dependencies: [
-        "RPCCore", "RPCTransportHTTP2", "HTTP2", "ProtobufRuntime", "PaymentsTestSupport", .logging,
+        "RPCCore", "RPCTransportHTTP2", "RPCStandardServices", "HTTP2", "ProtobufRuntime",
+        "PaymentsTestSupport", .logging,
       ],
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .testTarget(

@@ -1,5 +1,4 @@
-/// The Swift types of the `.proto` contract in `proto/`, generated at build time by the
-/// ProtobufGenerator plugin (see `protobuf.json`): `Payments_V1_*` for the payments API and
-/// records, `Grpc_Health_V1_*` and `Grpc_Reflection_V1_*` / `Grpc_Reflection_V1alpha_*` for the
-/// standard gRPC services.
+/// The Swift types of the payments contract in `proto/payments/v1`, generated at build time by
+/// the ProtobufGenerator plugin (see `protobuf.json`): messages and enums as `Payments_V1_*`,
+/// and per service its method descriptors, server protocol and typed client.
 public enum PaymentsProtoModule {}
