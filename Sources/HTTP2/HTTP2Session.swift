@@ -98,6 +98,13 @@ public final class HTTP2Session {
   fileprivate let maximumHeaderListSize: Int
   /// Set when a received header block was too large, to fail the stream after the callback.
   fileprivate var oversizedHeaderStreams: [Int32] = []
+  /// Rapid-reset protection (CVE-2023-44487): RST_STREAM frames a peer may send in a burst,
+  /// refilled at `resetRefillPerSecond`; a peer above that gets GOAWAY ENHANCE_YOUR_CALM. (nghttp2's
+  /// own limit, 1000 and 33/s, stays behind it as a backstop.)
+  fileprivate var resetTokens: Double = 500
+  fileprivate let resetBurst: Double = 500
+  fileprivate let resetRefillPerSecond: Double = 100
+  fileprivate var resetTokensUpdated = ContinuousClock.now
   /// Streams to reset (NO_ERROR) once their final HEADERS frame went out.
   fileprivate var resetsAfterResponse: Set<Int32> = []
 
@@ -435,6 +442,15 @@ private func onFrameReceived(
       .headers(streamID: header.stream_id, kind: kind, fields: block.fields, endStream: endStream))
   case Int(NGHTTP2_DATA.rawValue):
     if endStream { owner.events.append(.endStream(streamID: header.stream_id)) }
+  case Int(NGHTTP2_RST_STREAM.rawValue):
+    let now = ContinuousClock.now
+    let elapsed = owner.resetTokensUpdated.duration(to: now)
+    owner.resetTokensUpdated = now
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    owner.resetTokens = min(owner.resetBurst, owner.resetTokens + seconds * owner.resetRefillPerSecond) - 1
+    if owner.resetTokens < 0 {
+      nghttp2_session_terminate_session(session, HTTP2ErrorCode.enhanceYourCalm)
+    }
   case Int(NGHTTP2_GOAWAY.rawValue):
     let goaway = frame!.pointee.goaway
     owner.events.append(.goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code))

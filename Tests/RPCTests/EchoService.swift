@@ -1,10 +1,16 @@
 import ProtobufRuntime
 import RPCCore
+import Synchronization
 
 /// The Swift implementation of the test service `echo.v1.Echo` (the Python peer has its own,
 /// in tools/interop). Request metadata whose key starts with `echo-` comes back in the response
 /// headers and, prefixed with `trailer-`, in the trailers.
 struct EchoService: Echo_V1_Echo.ServiceProtocol {
+  /// Counts `Expand` responses written and records when an `Expand` handler ends (and how).
+  let observer: EchoObserver?
+
+  init(observer: EchoObserver? = nil) { self.observer = observer }
+
   func get(_ request: Echo_V1_EchoRequest, context: ServerContext) async throws -> Echo_V1_EchoResponse {
     try await prepare(request, context)
     return .with {
@@ -16,8 +22,10 @@ struct EchoService: Echo_V1_Echo.ServiceProtocol {
   func expand(
     _ request: Echo_V1_EchoRequest, responses: RPCWriter<Echo_V1_EchoResponse>, context: ServerContext
   ) async throws {
+    defer { observer?.expandEnded(cancelled: Task.isCancelled) }
     try await prepare(request, context)
     for index in 0..<Int(request.repeat) {
+      observer?.wrote()
       try await responses.write(
         .with {
           $0.text = request.text
@@ -87,4 +95,15 @@ struct EchoService: Echo_V1_Echo.ServiceProtocol {
     context.response.initial = initial
     context.response.trailing = trailing
   }
+}
+
+/// What the echo handlers did, for tests that check server-side effects.
+final class EchoObserver: Sendable {
+  private let state = Mutex((written: 0, ended: [Bool]()))
+  func wrote() { state.withLock { $0.written += 1 } }
+  func expandEnded(cancelled: Bool) { state.withLock { $0.ended.append(cancelled) } }
+  /// `Expand` responses handed to the transport so far.
+  var written: Int { state.withLock { $0.written } }
+  /// One entry per finished `Expand` handler: whether it ended cancelled.
+  var ended: [Bool] { state.withLock { $0.ended } }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import PaymentsTestSupport
+import RPCCore
+import RPCTransportHTTP2
+import Testing
+
+/// The server facing peers that break the rules (raw HTTP/2 from Python h2): each gets the right
+/// status or GOAWAY, and the server keeps serving everyone else.
+@Suite("HTTP/2 server robustness")
+struct RobustnessTests {
+  static func misbehave(_ scenario: String, port: Int, _ extra: [String] = []) throws -> [String: Any] {
+    let output = try PythonPeer.run(
+      "interop/raw_h2.py", ["--port", "\(port)", "--scenario", scenario] + extra)
+    let json = output.split(separator: "\n").last.map(String.init) ?? ""
+    return try #require(
+      try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(output)")
+  }
+
+  /// A normal call on a fresh connection.
+  static func stillServes(_ port: Int) async throws {
+    let transport = HTTP2ClientTransport(
+      configuration: .init(host: "127.0.0.1", port: port), logger: quietLogger("robustness-client"))
+    defer { transport.close() }
+    let response = try await Echo_V1_Echo.Client(RPCClient(transport: transport)).get(.init("still serving"))
+    #expect(response.text == "still serving")
+  }
+
+  @Test("garbage instead of the connection preface: the connection is closed")
+  func garbagePreface() async throws {
+    try await withHTTP2Server { port in
+      let result = try Self.misbehave("garbage-preface", port: port)
+      #expect(result["closed"] as? Bool == true, "\(result)")
+      try await Self.stillServes(port)
+    }
+  }
+
+  @Test("a request with a wrong content-type gets HTTP 415")
+  func wrongContentType() async throws {
+    try await withHTTP2Server { port in
+      let headers = try Self.misbehave("wrong-content-type", port: port)
+      #expect(headers[":status"] as? String == "415", "\(headers)")
+      #expect((headers["grpc-message"] as? String)?.contains("content-type") == true)
+      try await Self.stillServes(port)
+    }
+  }
+
+  @Test("a message claiming 4 GiB is refused with RESOURCE_EXHAUSTED before any allocation")
+  func hugeLengthPrefix() async throws {
+    try await withHTTP2Server { port in
+      let headers = try Self.misbehave("huge-length-prefix", port: port)
+      #expect(headers["grpc-status"] as? String == "8", "\(headers)")
+      #expect((headers["grpc-message"] as? String)?.contains("4294967295") == true)
+      try await Self.stillServes(port)
+    }
+  }
+
+  @Test("1,000 streams opened and reset at once: GOAWAY ENHANCE_YOUR_CALM, others unaffected")
+  func rapidReset() async throws {
+    try await withHTTP2Server { port in
+      let result = try Self.misbehave("rapid-reset", port: port)
+      #expect(result["goaway"] as? Bool == true, "\(result)")
+      #expect(result["goaway_code"] as? Int == 11, "\(result)")
+      try await Self.stillServes(port)
+    }
+  }
+
+  @Test("a client that never reads holds its handler back instead of filling the server's memory")
+  func clientThatNeverReads() async throws {
+    let observer = EchoObserver()
+    try await withHTTP2Server(services: [EchoService(observer: observer)]) { port in
+      // The stalled client asks for 1,000,000 responses of 1 KB and reads none of them.
+      let script = PythonPeer.repository.appendingPathComponent("tools/interop/raw_h2.py").path
+      let pid = try ChildProcess.spawn(
+        try PythonPeer.python(), [script, "--port", "\(port)", "--scenario", "stall", "--seconds", "3"])
+      try await Task.sleep(for: .milliseconds(1500))
+      let written = observer.written
+      try await Self.stillServes(port)
+      _ = try ChildProcess.wait(pid)
+      // Flow control window (64 KiB) + the stream's write buffer (256 KiB) + socket buffers:
+      // a few thousand 1 KB messages at most, never the million asked for.
+      #expect(written > 0)
+      #expect(written < 20_000, "the handler wrote \(written) responses to a client that reads nothing")
+      // Once the client is gone, the handler stops (its write fails) rather than waiting forever.
+      try await eventually { observer.ended.count == 1 }
+    }
+  }
+}
+
+/// Waits (up to 10 s) until `condition` holds; records an issue if it never does.
+func eventually(
+  _ condition: @Sendable () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+  let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+  while !condition() {
+    guard ContinuousClock.now < deadline else {
+      Issue.record("condition not met within 10 s", sourceLocation: sourceLocation)
+      return
+    }
+    try await Task.sleep(for: .milliseconds(20))
+  }
+}
