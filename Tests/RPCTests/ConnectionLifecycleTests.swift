@@ -38,7 +38,7 @@ struct ConnectionLifecycleTests {
       defer { transport.close() }
       let error = await #expect(throws: RPCError.self) {
         try await client.expand(
-          .init("x", repeat: 1, delayMs: 60_000), options: CallOptions(timeout: .milliseconds(200))
+          .init("x", repeat: 1, delayMs: 60_000), options: CallOptions(timeout: .milliseconds(1500))
         ) {
           responses in
           for try await _ in responses {}
@@ -53,18 +53,24 @@ struct ConnectionLifecycleTests {
   func gracefulShutdown() async throws {
     let transport = HTTP2ServerTransport(
       configuration: .init(host: "127.0.0.1", port: 0), logger: quietLogger("lifecycle-server"))
+    let observer = EchoObserver()
     let server = RPCServer(
-      transport: transport, services: [EchoService()], logger: quietLogger("lifecycle-server"))
+      transport: transport, services: [EchoService(observer: observer)],
+      logger: quietLogger("lifecycle-server"))
     try await withThrowingTaskGroup(of: Void.self) { group in
       group.addTask { try await server.run() }
       let port = try await transport.boundPort()
       let (client, clientTransport) = Self.client(port)
       defer { clientTransport.close() }
       #expect(try await client.get(.init("warm up")).text == "warm up")
-      async let slow = client.get(.init("slow", delayMs: 500))
-      try await Task.sleep(for: .milliseconds(100))
+      async let slow = client.expand(.init("slow", repeat: 1, delayMs: 500)) { responses in
+        var texts: [String] = []
+        for try await response in responses { texts.append(response.text) }
+        return texts
+      }
+      try await eventually { observer.started == 1 }
       server.beginGracefulShutdown()
-      #expect(try await slow.text == "slow")
+      #expect(try await slow == ["slow"])
       try await group.next()  // run() returned
       let (late, lateTransport) = Self.client(port)
       defer { lateTransport.close() }

@@ -22,6 +22,7 @@ struct EchoService: Echo_V1_Echo.ServiceProtocol {
   func expand(
     _ request: Echo_V1_EchoRequest, responses: RPCWriter<Echo_V1_EchoResponse>, context: ServerContext
   ) async throws {
+    observer?.expandStarted()
     defer { observer?.expandEnded(cancelled: Task.isCancelled) }
     try await prepare(request, context)
     for index in 0..<Int(request.repeat) {
@@ -99,8 +100,11 @@ struct EchoService: Echo_V1_Echo.ServiceProtocol {
 
 /// What the echo handlers did, for tests that check server-side effects.
 final class EchoObserver: Sendable {
-  private let state = Mutex((written: 0, ended: [Bool]()))
+  private let state = Mutex((started: 0, written: 0, ended: [Bool]()))
+  func expandStarted() { state.withLock { $0.started += 1 } }
   func wrote() { state.withLock { $0.written += 1 } }
+  /// `Expand` handlers started so far.
+  var started: Int { state.withLock { $0.started } }
   func expandEnded(cancelled: Bool) { state.withLock { $0.ended.append(cancelled) } }
   /// `Expand` responses handed to the transport so far.
   var written: Int { state.withLock { $0.written } }
