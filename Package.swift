@@ -30,6 +30,11 @@ let package = Package(
     .library(name: "ProtobufRuntime", targets: ["ProtobufRuntime"]),
     .library(name: "ProtobufCodeGen", targets: ["ProtobufCodeGen"]),
     .library(name: "PaymentsProto", targets: ["PaymentsProto"]),
+    .library(name: "RPCCore", targets: ["RPCCore"]),
+    .library(name: "RPCTransportHTTP2", targets: ["RPCTransportHTTP2"]),
+    .library(name: "TLS", targets: ["TLS"]),
+    .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
+    .plugin(name: "ProtobufGenerator", targets: ["ProtobufGenerator"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,11 +49,14 @@ let package = Package(
       name: "CRDKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
     .systemLibrary(
       name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+    .systemLibrary(
+      name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
     // MARK: Infrastructure wrappers (no payment logic; nothing above them sees a C type)
     .target(name: "Postgres", dependencies: ["CLibPQ", .logging]),
     .target(name: "Kafka", dependencies: ["CRDKafka", .logging]),
     .target(name: "HTTP2", dependencies: ["CNGHTTP2"]),
+    .target(name: "TLS", dependencies: ["COpenSSL"]),
 
     // MARK: Protobuf runtime and code generation
     .target(name: "ProtobufRuntime"),
@@ -66,7 +74,7 @@ let package = Package(
     .target(
       name: "RPCStandardServices", dependencies: ["RPCCore", "ProtobufRuntime", "ProtobufCodeGen"],
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
-    .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2", .logging]),
+    .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2", "TLS", .logging]),
 
     // MARK: The payment domain and the three services
     .target(name: "PaymentsCore"),
@@ -110,7 +118,7 @@ let package = Package(
     .testTarget(
       name: "RPCTests",
       dependencies: [
-        "RPCCore", "RPCTransportHTTP2", "RPCStandardServices", "HTTP2", "ProtobufRuntime",
+        "RPCCore", "RPCTransportHTTP2", "RPCStandardServices", "HTTP2", "TLS", "ProtobufRuntime",
         "PaymentsTestSupport", .logging,
       ],
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Runs programs with `posix_spawn` and `waitpid`.
@@ -63,5 +64,30 @@ public enum ChildProcess {
     }
     let signal = status & 0x7f
     return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+  }
+}
+
+extension ChildProcess {
+  /// ``run(_:_:)`` on a thread of its own: the caller's task waits without holding one of the
+  /// cooperative pool's threads (two on this machine), which servers in the same test process
+  /// need in order to answer the child.
+  public static func run(_ program: String, _ arguments: [String]) async throws -> (
+    status: Int32, output: String
+  ) {
+    try await offPool { try run(program, arguments) }
+  }
+
+  /// ``wait(_:)`` on a thread of its own (see ``run(_:_:)-async``).
+  public static func wait(_ pid: Int32) async throws -> Int32 {
+    try await offPool { try wait(pid) }
+  }
+
+  private static func offPool<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws
+    -> Result
+  {
+    try await withCheckedThrowingContinuation { continuation in
+      let thread = Thread { continuation.resume(with: Swift.Result { try work() }) }
+      thread.start()
+    }
   }
 }

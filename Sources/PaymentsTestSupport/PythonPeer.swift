@@ -19,9 +19,11 @@ public enum PythonPeer {
 
   /// Runs `tools/<script>` with `arguments`; returns its standard output, or throws with the
   /// output when it fails.
-  public static func run(_ script: String, _ arguments: [String]) throws -> String {
-    let result = try ChildProcess.run(
-      try python(), [repository.appendingPathComponent("tools/" + script).path] + arguments)
+  public static func run(_ script: String, _ arguments: [String]) async throws -> String {
+    // Bounded: a peer stuck on a misbehaving server fails the test instead of hanging the run.
+    let result = try await ChildProcess.run(
+      "/usr/bin/timeout",
+      ["120", try python(), repository.appendingPathComponent("tools/" + script).path] + arguments)
     guard result.status == 0 else {
       throw HarnessError("\(script) failed (\(result.status)):\n\(result.output)")
     }
@@ -40,10 +42,11 @@ public enum PythonPeer {
       self.port = port
     }
 
-    /// Stops the server and waits for it.
+    /// Stops the server (the process is reaped on a thread of its own).
     public func stop() {
       kill(pid, SIGKILL)
-      _ = try? ChildProcess.wait(pid)
+      let pid = pid
+      Thread { _ = try? ChildProcess.wait(pid) }.start()
     }
   }
 
@@ -63,7 +66,7 @@ public enum PythonPeer {
       try await Task.sleep(for: .milliseconds(50))
     }
     kill(pid, SIGKILL)
-    _ = try? ChildProcess.wait(pid)
+    _ = try? await ChildProcess.wait(pid)
     throw HarnessError("\(script) did not report a port within \(timeout)")
   }
 }

@@ -1,6 +1,7 @@
 import HTTP2
 import Logging
 import RPCCore
+import TLS
 
 /// One HTTP/2 connection carrying gRPC calls, server or client side: the socket, the nghttp2
 /// session, and the state of every open stream.
@@ -51,6 +52,8 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   let peer: String
   let isServer: Bool
   let session: HTTP2Session
+  /// TLS between the socket and the session, when configured.
+  let tls: TLSConnection?
   var limits: Limits
   let logger: Logger
   var streams: [Int32: Stream] = [:]
@@ -75,9 +78,9 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
 
   init(
     loop: EventLoop, descriptor: Int32, peer: String, isServer: Bool, settings: HTTP2Session.Settings,
-    limits: Limits,
-    logger: Logger
+    limits: Limits, tls: TLSConnection? = nil, logger: Logger
   ) throws {
+    self.tls = tls
     self.loop = loop
     self.descriptor = descriptor
     self.peer = peer
@@ -110,9 +113,21 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
       guard let count else { break }
       if count == 0 { return close(reason: "closed by peer") }
       do {
-        try readBuffer.withUnsafeBytes {
-          try session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<count]))
+        if let tls {
+          readBuffer.withUnsafeBytes {
+            tls.receiveCiphertext(UnsafeRawBufferPointer(rebasing: $0[0..<count]))
+          }
+          try tls.readPlaintext().withUnsafeBytes { try session.receive($0) }
+        } else {
+          try readBuffer.withUnsafeBytes {
+            try session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<count]))
+          }
         }
+      } catch let error as TLSError {
+        logger.debug("TLS error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        failure = "TLS with \(peer) failed: \(error)"
+        flush()
+        return close(reason: "TLS: \(error)")
       } catch let error as HTTP2Error {
         logger.debug("HTTP/2 protocol error", metadata: ["peer": "\(peer)", "error": "\(error)"])
         flush()
@@ -147,6 +162,10 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
         outputOffset = 0
         do {
           output = try session.pendingOutput()
+          if let tls {
+            try tls.writePlaintext(output)
+            output = try tls.takeCiphertext()
+          }
         } catch {
           return close(reason: "\(error)")
         }

@@ -1,6 +1,7 @@
 import HTTP2
 public import Logging
 public import RPCCore
+public import TLS
 
 /// Calls a gRPC server over HTTP/2 (h2c, prior knowledge), with nghttp2.
 ///
@@ -20,6 +21,10 @@ public final class HTTP2ClientTransport: ClientTransport {
     public var connectTimeout: Duration = .seconds(10)
     /// Sent as `user-agent`.
     public var userAgent = "payments-swift-grpc/1"
+    /// TLS (ALPN `h2`); `nil` (the default) speaks plaintext h2c.
+    public var tls: TLSContext? = nil
+    /// The name the server's certificate must carry (and SNI); defaults to ``host``.
+    public var serverName: String? = nil
 
     public init(host: String, port: Int) {
       self.host = host
@@ -63,7 +68,8 @@ public final class HTTP2ClientTransport: ClientTransport {
     _ body: @Sendable (ClientStream) async throws -> Result
   ) async throws -> Result {
     var headers = [
-      HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", method.path),
+      HTTP2Header(":method", "POST"), HTTP2Header(":scheme", configuration.tls == nil ? "http" : "https"),
+      HTTP2Header(":path", method.path),
       HTTP2Header(":authority", "\(configuration.host):\(configuration.port)"),
       HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
       HTTP2Header("user-agent", configuration.userAgent),
@@ -104,6 +110,9 @@ public final class HTTP2ClientTransport: ClientTransport {
       isServer: false,
       settings: HTTP2Session.Settings(),
       limits: GRPCConnection.Limits(maximumReceiveMessageBytes: configuration.maximumReceiveMessageBytes),
+      tls: try configuration.tls.map {
+        try TLSConnection(context: $0, serverName: configuration.serverName ?? configuration.host)
+      },
       logger: logger)
     connection.onClose = { [state] closed in
       if state.connection === closed { state.connection = nil }

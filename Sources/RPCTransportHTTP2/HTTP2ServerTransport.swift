@@ -2,6 +2,7 @@ import HTTP2
 public import Logging
 public import RPCCore
 import Synchronization
+public import TLS
 
 /// Serves gRPC over HTTP/2 (h2c, prior knowledge) on a TCP port, with nghttp2.
 ///
@@ -30,6 +31,8 @@ public final class HTTP2ServerTransport: ServerTransport {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// Server-initiated PING interval on busy connections (`nil`: only answer the client's).
     public var keepaliveInterval: Duration? = nil
+    /// TLS (ALPN `h2`) in front of HTTP/2; `nil` (the default) serves plaintext h2c.
+    public var tls: TLSContext? = nil
 
     public init(host: String = "0.0.0.0", port: Int = 0) {
       self.host = host
@@ -169,7 +172,7 @@ public final class HTTP2ServerTransport: ServerTransport {
         connection = try GRPCConnection(
           loop: loop, descriptor: descriptor, peer: peer, isServer: true, settings: settings,
           limits: GRPCConnection.Limits(maximumReceiveMessageBytes: configuration.maximumReceiveMessageBytes),
-          logger: logger)
+          tls: try configuration.tls.map { try TLSConnection(context: $0) }, logger: logger)
       } catch {
         TCPSocket.close(descriptor)
         continue

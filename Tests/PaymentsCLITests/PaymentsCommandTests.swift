@@ -50,7 +50,7 @@ struct PaymentsCommandTests {
     await consumer.close()
 
     kill(pid, SIGTERM)
-    let status = try ChildProcess.wait(pid)
+    let status = try await ChildProcess.wait(pid)
     killed = true
     #expect(status == 0)
   }
@@ -66,14 +66,14 @@ struct PaymentsCommandTests {
   func migrate() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
     let payments = try Executables.path("payments")
-    let first = try ChildProcess.run(payments, ["migrate", "--database-url", url])
+    let first = try await ChildProcess.run(payments, ["migrate", "--database-url", url])
     #expect(first.status == 0, "\(first.output)")
     #expect(first.output.contains("3 applied, 0 already present"))
-    let second = try ChildProcess.run(payments, ["migrate", "--database-url", url])
+    let second = try await ChildProcess.run(payments, ["migrate", "--database-url", url])
     #expect(second.status == 0, "\(second.output)")
     #expect(second.output.contains("0 applied, 3 already present"))
 
-    let bad = try ChildProcess.run(
+    let bad = try await ChildProcess.run(
       payments, ["migrate", "--database-url", "host=127.0.0.1 port=1 dbname=x connect_timeout=2"])
     #expect(bad.status != 0)
     #expect(bad.output.contains("connection failed") || bad.output.contains("Connection refused"))

@@ -17,7 +17,7 @@ struct InteropTests {
         name: Echo_V1_Echo_ProtoFile.name, serializedDescriptor: Echo_V1_Echo_ProtoFile.serializedDescriptor)
     ])
     let output = try await withHTTP2Server(services: [EchoService(), HealthService(), reflection]) { port in
-      try PythonPeer.run("interop/client.py", ["--port", "\(port)"])
+      try await PythonPeer.run("interop/client.py", ["--port", "\(port)"])
     }
     let json = output.split(separator: "\n").last.map(String.init) ?? ""
     let results = try #require(

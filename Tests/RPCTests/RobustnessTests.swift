@@ -8,8 +8,8 @@ import Testing
 /// status or GOAWAY, and the server keeps serving everyone else.
 @Suite("HTTP/2 server robustness")
 struct RobustnessTests {
-  static func misbehave(_ scenario: String, port: Int, _ extra: [String] = []) throws -> [String: Any] {
-    let output = try PythonPeer.run(
+  static func misbehave(_ scenario: String, port: Int, _ extra: [String] = []) async throws -> [String: Any] {
+    let output = try await PythonPeer.run(
       "interop/raw_h2.py", ["--port", "\(port)", "--scenario", scenario] + extra)
     let json = output.split(separator: "\n").last.map(String.init) ?? ""
     return try #require(
@@ -28,7 +28,7 @@ struct RobustnessTests {
   @Test("garbage instead of the connection preface: the connection is closed")
   func garbagePreface() async throws {
     try await withHTTP2Server { port in
-      let result = try Self.misbehave("garbage-preface", port: port)
+      let result = try await Self.misbehave("garbage-preface", port: port)
       #expect(result["closed"] as? Bool == true, "\(result)")
       try await Self.stillServes(port)
     }
@@ -37,7 +37,7 @@ struct RobustnessTests {
   @Test("a request with a wrong content-type gets HTTP 415")
   func wrongContentType() async throws {
     try await withHTTP2Server { port in
-      let headers = try Self.misbehave("wrong-content-type", port: port)
+      let headers = try await Self.misbehave("wrong-content-type", port: port)
       #expect(headers[":status"] as? String == "415", "\(headers)")
       #expect((headers["grpc-message"] as? String)?.contains("content-type") == true)
       try await Self.stillServes(port)
@@ -47,7 +47,7 @@ struct RobustnessTests {
   @Test("a message claiming 4 GiB is refused with RESOURCE_EXHAUSTED before any allocation")
   func hugeLengthPrefix() async throws {
     try await withHTTP2Server { port in
-      let headers = try Self.misbehave("huge-length-prefix", port: port)
+      let headers = try await Self.misbehave("huge-length-prefix", port: port)
       #expect(headers["grpc-status"] as? String == "8", "\(headers)")
       #expect((headers["grpc-message"] as? String)?.contains("4294967295") == true)
       try await Self.stillServes(port)
@@ -57,7 +57,7 @@ struct RobustnessTests {
   @Test("1,000 streams opened and reset at once: GOAWAY ENHANCE_YOUR_CALM, others unaffected")
   func rapidReset() async throws {
     try await withHTTP2Server { port in
-      let result = try Self.misbehave("rapid-reset", port: port)
+      let result = try await Self.misbehave("rapid-reset", port: port)
       #expect(result["goaway"] as? Bool == true, "\(result)")
       #expect(result["goaway_code"] as? Int == 11, "\(result)")
       try await Self.stillServes(port)
@@ -76,7 +76,7 @@ struct RobustnessTests {
       try await Task.sleep(for: .seconds(1))
       let written = observer.written
       try await Self.stillServes(port)
-      _ = try ChildProcess.wait(pid)
+      _ = try await ChildProcess.wait(pid)
       // Flow control window (64 KiB) + the stream's write buffer (256 KiB) + socket buffers:
       // a few thousand 1 KB messages at most, never the million asked for.
       #expect(written < 20_000, "the handler wrote \(written) responses to a client that reads nothing")

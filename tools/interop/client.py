@@ -91,10 +91,21 @@ def scenarios(channel):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--root-cert", help="use TLS, trusting this PEM certificate")
+    parser.add_argument("--only", help="comma-separated scenario names")
     arguments = parser.parse_args()
     results = {}
-    with grpc.insecure_channel(f"127.0.0.1:{arguments.port}") as channel:
+    if arguments.root_cert:
+        with open(arguments.root_cert, "rb") as file:
+            credentials = grpc.ssl_channel_credentials(root_certificates=file.read())
+        channel = grpc.secure_channel(f"localhost:{arguments.port}", credentials)
+    else:
+        channel = grpc.insecure_channel(f"127.0.0.1:{arguments.port}")
+    only = set(arguments.only.split(",")) if arguments.only else None
+    with channel:
         for name, scenario in scenarios(channel):
+            if only is not None and name not in only:
+                continue
             try:
                 results[name] = scenario()
             except grpc.RpcError as exc:
