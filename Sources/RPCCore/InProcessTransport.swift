@@ -28,14 +28,7 @@ public struct InProcessTransport: Sendable {
     public func listen(_ handle: @escaping @Sendable (ServerStream) async -> Void) async throws {
       await withDiscardingTaskGroup { group in
         while let call = try? await calls.next() {
-          group.addTask {
-            await withTaskGroup(of: Void.self) { inner in
-              inner.addTask { await handle(call.stream) }
-              inner.addTask { _ = try? await call.reset.next() }
-              await inner.next()
-              inner.cancelAll()
-            }
-          }
+          group.addTask { await runCancellingOnReset(call.reset) { await handle(call.stream) } }
         }
         if Task.isCancelled { group.cancelAll() }
       }

@@ -113,3 +113,16 @@ public func withDeadline<Result: Sendable>(
     return value
   }
 }
+
+/// Runs a server call's handler, cancelling it when `reset` finishes (the transport's signal
+/// that the client abandoned the call); returns when the handler returned.
+public func runCancellingOnReset(
+  _ reset: MessageQueue<Void>, _ handle: @escaping @Sendable () async -> Void
+) async {
+  await withTaskGroup(of: Void.self) { group in
+    group.addTask { await handle() }
+    group.addTask { _ = try? await reset.next() }
+    await group.next()
+    group.cancelAll()
+  }
+}

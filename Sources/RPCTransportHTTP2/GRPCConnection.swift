@@ -588,4 +588,19 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
 struct WeakConnection: @unchecked Sendable {
   weak var value: GRPCConnection?
   init(_ value: GRPCConnection) { self.value = value }
+
+  /// Frames `message` (off the loop), queues it on stream `id` and returns once the stream's
+  /// buffer has room again (backpressure); throws when the stream or connection is gone.
+  func sendMessage(_ message: [UInt8], on id: Int32, loop: EventLoop) async throws {
+    let framed = GRPCFraming.frame(message)
+    let reference = self
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+      loop.execute {
+        guard let connection = reference.value else {
+          return continuation.resume(throwing: RPCError(.unavailable, "the connection was closed"))
+        }
+        connection.sendMessage(id, framed, continuation)
+      }
+    }
+  }
 }

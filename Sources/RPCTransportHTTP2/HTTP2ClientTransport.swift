@@ -144,17 +144,7 @@ struct RequestWriter: ClientStreamWriter {
   let id: Int32
 
   func writeMessage(_ bytes: [UInt8]) async throws {
-    let framed = GRPCFraming.frame(bytes)
-    let connection = connection
-    let id = id
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-      loop.execute {
-        guard let connection = connection.value else {
-          return continuation.resume(throwing: RPCError(.unavailable, "the connection was closed"))
-        }
-        connection.sendMessage(id, framed, continuation)
-      }
-    }
+    try await connection.sendMessage(bytes, on: id, loop: loop)
   }
 
   func finish() async throws {

@@ -115,14 +115,7 @@ public final class HTTP2ServerTransport: ServerTransport {
     await withTaskCancellationHandler {
       await withDiscardingTaskGroup { group in
         while let call = try? await calls.next() {
-          group.addTask {
-            await withTaskGroup(of: Void.self) { inner in
-              inner.addTask { await handle(call.stream) }
-              inner.addTask { _ = try? await call.reset.next() }
-              await inner.next()
-              inner.cancelAll()
-            }
-          }
+          group.addTask { await runCancellingOnReset(call.reset) { await handle(call.stream) } }
         }
       }
     } onCancel: {
@@ -241,17 +234,7 @@ struct ResponseWriter: ServerStreamWriter {
   }
 
   func writeMessage(_ bytes: [UInt8]) async throws {
-    let framed = GRPCFraming.frame(bytes)
-    let connection = connection
-    let id = id
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-      loop.execute {
-        guard let connection = connection.value else {
-          return continuation.resume(throwing: RPCError(.cancelled, "the connection was closed"))
-        }
-        connection.sendMessage(id, framed, continuation)
-      }
-    }
+    try await connection.sendMessage(bytes, on: id, loop: loop)
   }
 
   func finish(_ status: RPCStatus, trailers: Metadata) async {
