@@ -64,6 +64,49 @@ struct RobustnessTests {
     }
   }
 
+  @Test("the server announces its stream, header and window limits in SETTINGS")
+  func announcedLimits() async throws {
+    try await withHTTP2Server { port in
+      let settings = try await Self.misbehave("settings", port: port)
+      #expect(settings["max_concurrent_streams"] as? Int == 100, "\(settings)")
+      #expect(settings["max_header_list_size"] as? Int == 16 << 10)
+      #expect(settings["initial_window_size"] as? Int == 1 << 20)
+    }
+  }
+
+  @Test("a header block above the limit gets the stream refused, not the connection")
+  func oversizedHeaders() async throws {
+    try await withHTTP2Server { port in
+      let result = try await Self.misbehave("big-headers", port: port)
+      #expect(result["reset"] as? Bool == true, "\(result)")
+      #expect(result["connection_closed"] as? Bool == false)
+      try await Self.stillServes(port)
+    }
+  }
+
+  @Test("a connection that sends nothing is closed after the handshake timeout")
+  func silentConnection() async throws {
+    var configuration = HTTP2ServerTransport.Configuration(host: "127.0.0.1", port: 0)
+    configuration.handshakeTimeout = .milliseconds(300)
+    try await withHTTP2Server(configuration: configuration) { port in
+      let result = try await Self.misbehave("silent", port: port)
+      // The script waits up to 10 s; the server must close the connection well before.
+      #expect(result["closed"] as? Bool == true, "\(result)")
+      try await Self.stillServes(port)
+    }
+  }
+
+  @Test("with keepalive configured, the server pings a connection while a call runs")
+  func serverPings() async throws {
+    var configuration = HTTP2ServerTransport.Configuration(host: "127.0.0.1", port: 0)
+    configuration.keepaliveInterval = .milliseconds(100)
+    try await withHTTP2Server(configuration: configuration) { port in
+      let result = try await Self.misbehave("pings", port: port)
+      #expect(result["grpc_status"] as? String == "0", "\(result)")
+      #expect((result["pings"] as? Int ?? 0) >= 1, "\(result)")
+    }
+  }
+
   @Test("a client that never reads holds its handler back instead of filling the server's memory")
   func clientThatNeverReads() async throws {
     let observer = EchoObserver()

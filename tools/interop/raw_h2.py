@@ -141,6 +141,57 @@ def stall(port, seconds):
     return {"stalled_seconds": seconds}
 
 
+def big_headers(port):
+    sock, conn = connect(port)
+    conn.send_headers(1, GRPC_HEADERS + [("x-padding", "p" * 20000)], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    events, closed = collect(sock, conn, stream_ended(1))
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset) and e.stream_id == 1]
+    return {"reset": bool(resets), "headers": headers_of(events, 1), "connection_closed": closed}
+
+
+def silent(port):
+    """Connects and sends nothing at all."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    started = time.monotonic()
+    closed = False
+    sock.settimeout(10)
+    try:
+        while sock.recv(65536):
+            pass
+        closed = True
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        closed = True
+    return {"closed": closed, "seconds": round(time.monotonic() - started, 3)}
+
+
+def settings(port):
+    sock, conn = connect(port)
+    collect(sock, conn, lambda events: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events))
+    remote = conn.remote_settings
+    return {
+        "max_concurrent_streams": remote.max_concurrent_streams,
+        "max_header_list_size": remote.max_header_list_size,
+        "initial_window_size": remote.initial_window_size,
+    }
+
+
+def pings(port):
+    """A call that takes a second (delay_ms = 1000), counting the server's PINGs meanwhile."""
+    sock, conn = connect(port)
+    body = b"\x28\xe8\x07"  # EchoRequest { delay_ms: 1000 }
+    conn.send_headers(1, GRPC_HEADERS)
+    conn.send_data(1, b"\x00" + struct.pack(">I", len(body)) + body, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    events, _ = collect(sock, conn, stream_ended(1))
+    return {
+        "pings": sum(1 for e in events if isinstance(e, h2.events.PingReceived)),
+        "grpc_status": headers_of(events, 1).get("grpc-status"),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -153,6 +204,10 @@ def main():
         "huge-length-prefix": lambda: huge_length_prefix(arguments.port),
         "rapid-reset": lambda: rapid_reset(arguments.port),
         "stall": lambda: stall(arguments.port, arguments.seconds),
+        "big-headers": lambda: big_headers(arguments.port),
+        "silent": lambda: silent(arguments.port),
+        "settings": lambda: settings(arguments.port),
+        "pings": lambda: pings(arguments.port),
     }
     print(json.dumps(scenarios[arguments.scenario]()))
 
