@@ -681,7 +681,7 @@ struct FileRenderer {
   static func mapKeyOrder(_ key: ValueCodec) -> String {
     switch key.swiftType {
     case "Bool": "{ !$0.key && $1.key }"
-    case "String": "{ $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }"
+    case "String": "{ ProtobufMapKeyOrder.precedes($0.key, $1.key) }"
     default: "{ $0.key < $1.key }"
     }
   }

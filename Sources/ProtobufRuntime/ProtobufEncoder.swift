@@ -213,9 +213,36 @@ public struct ProtobufEncoder {
   @inlinable
   public mutating func writeMessage(field: Int, _ message: some ProtobufMessage) {
     writeTag(field: field, .lengthDelimited)
-    if base != nil {
-      writeVarint(UInt64(message.serializedSize()))
+    if let base {
+      // Reserve one length byte, encode, then fill it in; a length of 128 or more moves the
+      // content up by the extra varint bytes. The buffer was sized exactly for the whole message,
+      // so the content written so far is always behind the end and the move stays in bounds
+      // (checked). This measures each nested message once per encode instead of twice.
+      let lengthIndex = written
+      precondition(written < capacity, "protobuf encoding overran its computed size")
+      written += 1
       message.encode(to: &self)
+      let length = written - lengthIndex - 1
+      if length < 0x80 {
+        base[lengthIndex] = UInt8(length)
+        return
+      }
+      let extra = Self.varintSize(UInt64(length)) - 1
+      precondition(extra <= capacity - written, "protobuf encoding overran its computed size")
+      var from = lengthIndex + length  // the last content byte; copied back to front (overlap)
+      while from > lengthIndex {
+        base[from + extra] = base[from]
+        from -= 1
+      }
+      var value = UInt64(length)
+      var index = lengthIndex
+      while value >= 0x80 {
+        base[index] = UInt8(truncatingIfNeeded: value) | 0x80
+        value >>= 7
+        index += 1
+      }
+      base[index] = UInt8(value)
+      written += extra
       return
     }
     let lengthIndex = buffer.count
@@ -300,5 +327,27 @@ public enum ProtobufSize {
   @inlinable public static func message(_ value: some ProtobufMessage) -> Int {
     let size = value.serializedSize()
     return varint(UInt64(size)) + size
+  }
+}
+
+/// The order of string map keys in deterministic output: by UTF-8 bytes, as protobuf's
+/// deterministic serialization does. Compares the strings' contiguous UTF-8 storage directly,
+/// which is several times cheaper than iterating two `String.UTF8View`s.
+public enum ProtobufMapKeyOrder {
+  @inlinable
+  public static func precedes(_ left: String, _ right: String) -> Bool {
+    var left = left
+    var right = right
+    return left.withUTF8 { a in
+      right.withUTF8 { b in
+        let common = Swift.min(a.count, b.count)
+        var index = 0
+        while index < common {
+          if a[index] != b[index] { return a[index] < b[index] }
+          index += 1
+        }
+        return a.count < b.count
+      }
+    }
   }
 }

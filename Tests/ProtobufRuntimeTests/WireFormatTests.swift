@@ -31,6 +31,11 @@ struct WireFormatTests {
     #expect(try Sample(serializedBytes: bytes) == message)
     // The 600-byte child needs a two-byte length, written in one pass.
     #expect(bytes.count > 1000)
+    // Both encoder modes (exact-size memory with back-patched lengths, and the growable buffer)
+    // produce the same bytes.
+    var growable = ProtobufEncoder()
+    message.encode(to: &growable)
+    #expect(growable.buffer == bytes)
   }
 
   @Test("unpacked encoding of a packed field is accepted, and packed runs concatenate")
