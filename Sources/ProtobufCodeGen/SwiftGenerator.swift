@@ -648,8 +648,9 @@ struct FileRenderer {
       case .repeatedMessage:
         line("\(indent)  for value in \(name) { encoder.writeMessage(field: \(number), value) }")
       case .map(let key, let value):
-        let order = Self.mapKeyOrder(key)
-        line("\(indent)  for (key, value) in \(name).sorted(by: \(order)) {")
+        line(
+          "\(indent)  ProtobufMapKeyOrder.forEachSorted(\(name), by: \(Self.mapKeyComparator(key))) { key, value in"
+        )
         line("\(indent)    let entrySize = \(mapEntrySize(key: key, value: value))")
         line("\(indent)    encoder.writeTag(field: \(number), .lengthDelimited)")
         line("\(indent)    encoder.writeVarint(UInt64(entrySize))")
@@ -683,6 +684,15 @@ struct FileRenderer {
     case "Bool": "{ !$0.key && $1.key }"
     case "String": "{ ProtobufMapKeyOrder.precedes($0.key, $1.key) }"
     default: "{ $0.key < $1.key }"
+    }
+  }
+
+  /// The same order as ``mapKeyOrder(_:)``, on keys alone.
+  static func mapKeyComparator(_ key: ValueCodec) -> String {
+    switch key.swiftType {
+    case "Bool": "{ !$0 && $1 }"
+    case "String": "ProtobufMapKeyOrder.precedes"
+    default: "{ $0 < $1 }"
     }
   }
 

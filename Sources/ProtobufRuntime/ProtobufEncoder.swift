@@ -334,6 +334,46 @@ public enum ProtobufSize {
 /// deterministic serialization does. Compares the strings' contiguous UTF-8 storage directly,
 /// which is several times cheaper than iterating two `String.UTF8View`s.
 public enum ProtobufMapKeyOrder {
+  /// Calls `body` for every entry of `map` in key order. Small maps (the usual case) are sorted
+  /// as dictionary indices in stack memory, without allocating or copying keys and values.
+  @inlinable
+  public static func forEachSorted<Key, Value>(
+    _ map: [Key: Value], by precedes: (Key, Key) -> Bool, _ body: (Key, Value) -> Void
+  ) {
+    let count = map.count
+    if count == 0 { return }
+    if count == 1, let (key, value) = map.first { return body(key, value) }
+    if count > 16 {
+      for (key, value) in map.sorted(by: { precedes($0.key, $1.key) }) { body(key, value) }
+      return
+    }
+    withUnsafeTemporaryAllocation(of: Dictionary<Key, Value>.Index.self, capacity: count) { indices in
+      var filled = 0
+      var index = map.startIndex
+      while index != map.endIndex {
+        indices.initializeElement(at: filled, to: index)
+        filled += 1
+        index = map.index(after: index)
+      }
+      // Insertion sort: at most 16 elements.
+      for position in 1..<filled {
+        let current = indices[position]
+        let key = map[current].key
+        var before = position - 1
+        while before >= 0 && precedes(key, map[indices[before]].key) {
+          indices[before + 1] = indices[before]
+          before -= 1
+        }
+        indices[before + 1] = current
+      }
+      for position in 0..<filled {
+        let (key, value) = map[indices[position]]
+        body(key, value)
+      }
+      _ = indices.deinitialize()
+    }
+  }
+
   @inlinable
   public static func precedes(_ left: String, _ right: String) -> Bool {
     var left = left

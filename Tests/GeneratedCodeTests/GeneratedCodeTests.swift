@@ -85,6 +85,27 @@ struct GeneratedCodeTests {
     #expect(first.serializedBytes() == second.serializedBytes())
   }
 
+  @Test(
+    "map entries are written in ascending key order (UTF-8 bytes, numbers numerically)",
+    arguments: [3, 16, 17, 40])
+  func mapKeyOrder(count: Int) {
+    var message = Conformance_V1_Everything()
+    let keys = ((0..<count).map { "k" + String(1000 + $0) } + ["Z", "a", "ab", "é", ""]).shuffled()
+    for key in keys { message.mString[key] = "<" + key + ">" }
+    let numbers: [Int64] = [3, -5, 0, Int64.min, -1, Int64.max, 42].shuffled()
+    for number in numbers { message.mBytes[number] = Array("#\(number)#".utf8) }
+    let bytes = message.serializedBytes()
+    func position(_ marker: String) -> Int? { bytes.firstRange(of: Array(marker.utf8))?.lowerBound }
+    let stringOrder = keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.compactMap {
+      position("<" + $0 + ">")
+    }
+    #expect(stringOrder.count == keys.count)
+    #expect(stringOrder == stringOrder.sorted())
+    let numberOrder = numbers.sorted().compactMap { position("#\($0)#") }
+    #expect(numberOrder.count == numbers.count)
+    #expect(numberOrder == numberOrder.sorted())
+  }
+
   @Test("defaults are not written; explicit presence is")
   func defaults() {
     #expect(Conformance_V1_Everything().serializedBytes().isEmpty)
