@@ -1,6 +1,7 @@
 import HTTP2
 import Logging
 import RPCCore
+import Synchronization
 import TLS
 
 /// One HTTP/2 connection carrying gRPC calls, server or client side: the socket, the nghttp2
@@ -35,6 +36,10 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     /// Inbound bytes are discarded (the call was answered with an error already).
     var discarding = false
     var writeWaiter: CheckedContinuation<Void, any Error>?
+    /// Bytes of outbound messages not yet taken by nghttp2, shared with the stream's writer.
+    let budget = WriteBudget()
+    /// The stream's buffered bytes in the session at the last check (for ``budget``).
+    var lastBuffered = 0
 
     init(
       id: Int32, maximumMessageBytes: Int, requests: MessageQueue<[UInt8]>?,
@@ -271,6 +276,7 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   private func endStream(_ stream: Stream, clientStatus: RPCStatus) {
     stream.writeWaiter?.resume(throwing: RPCError(.cancelled, "the stream was closed"))
     stream.writeWaiter = nil
+    stream.budget.close()
     if let requests = stream.requests {
       if !stream.inboundFinished { requests.finish(throwing: CancellationError()) }
       stream.reset.finish()
@@ -472,12 +478,21 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
 
   // MARK: Both sides: outbound messages
 
+  /// Queues a framed message whose writer did not wait (its ``WriteBudget`` had room).
+  func enqueueMessage(_ id: Int32, _ framed: [UInt8]) {
+    guard let stream = streams[id], !stream.outboundFinished else { return }
+    session.send(streamID: id, framed)
+    stream.lastBuffered += framed.count
+    flush()
+  }
+
   /// Queues a framed message; resumes `continuation` at once or when the buffer drained.
   func sendMessage(_ id: Int32, _ framed: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
     guard let stream = streams[id], !stream.outboundFinished else {
       return continuation.resume(throwing: RPCError(.cancelled, "the stream was closed"))
     }
     session.send(streamID: id, framed)
+    stream.lastBuffered += framed.count
     flush()
     if isClosed || streams[id] == nil {
       continuation.resume(throwing: RPCError(.cancelled, "the stream was closed"))
@@ -489,6 +504,13 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   }
 
   private func resumeWriters() {
+    for stream in streams.values where stream.lastBuffered > 0 {
+      let buffered = session.bufferedBytes(streamID: stream.id)
+      if buffered < stream.lastBuffered {
+        stream.budget.release(stream.lastBuffered - buffered)
+        stream.lastBuffered = buffered
+      }
+    }
     for stream in streams.values where stream.writeWaiter != nil {
       if session.bufferedBytes(streamID: stream.id) < limits.writeBufferBytes {
         stream.writeWaiter?.resume()
@@ -533,6 +555,7 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     stream.parts?.finish()
     stream.writeWaiter?.resume(throwing: CancellationError())
     stream.writeWaiter = nil
+    stream.budget.close()
     session.reset(streamID: id, errorCode: HTTP2ErrorCode.cancel)
     flush()
     if streams.isEmpty { armIdleTimer() }
@@ -589,11 +612,16 @@ struct WeakConnection: @unchecked Sendable {
   weak var value: GRPCConnection?
   init(_ value: GRPCConnection) { self.value = value }
 
-  /// Frames `message` (off the loop), queues it on stream `id` and returns once the stream's
-  /// buffer has room again (backpressure); throws when the stream or connection is gone.
-  func sendMessage(_ message: [UInt8], on id: Int32, loop: EventLoop) async throws {
+  /// Frames `message` (off the loop) and queues it on stream `id`. While the stream's budget has
+  /// room this returns at once (no round trip through the loop); otherwise it returns once the
+  /// stream's buffer has room again (backpressure). Throws when the stream or connection is gone.
+  func sendMessage(_ message: [UInt8], on id: Int32, budget: WriteBudget, loop: EventLoop) async throws {
     let framed = GRPCFraming.frame(message)
     let reference = self
+    if budget.reserve(framed.count) {
+      loop.execute { reference.value?.enqueueMessage(id, framed) }
+      return
+    }
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
       loop.execute {
         guard let connection = reference.value else {
@@ -603,4 +631,27 @@ struct WeakConnection: @unchecked Sendable {
       }
     }
   }
+}
+
+/// The bytes a stream's writer has queued that nghttp2 has not yet taken: writers reserve,
+/// the loop releases as the session drains. Lets a writer skip waiting for the loop while the
+/// stream is below its buffer limit.
+final class WriteBudget: Sendable {
+  private let state = Mutex((pending: 0, closed: false))
+  let limit: Int
+
+  init(limit: Int = 256 << 10) { self.limit = limit }
+
+  /// Takes `count` bytes if that stays within the limit and the stream is open.
+  func reserve(_ count: Int) -> Bool {
+    state.withLock { state in
+      guard !state.closed, state.pending + count <= limit else { return false }
+      state.pending += count
+      return true
+    }
+  }
+
+  func release(_ count: Int) { state.withLock { $0.pending = max(0, $0.pending - count) } }
+
+  func close() { state.withLock { $0.closed = true } }
 }

@@ -91,7 +91,7 @@ public final class HTTP2ClientTransport: ClientTransport {
     defer { loop.execute { connection.value?.cancelCall(id) } }
     return try await body(
       ClientStream(
-        outbound: RequestWriter(connection: connection, loop: loop, id: id),
+        outbound: RequestWriter(connection: connection, loop: loop, id: id, budget: stream.value.budget),
         inbound: stream.value.parts!.elements))
   }
 
@@ -142,9 +142,10 @@ struct RequestWriter: ClientStreamWriter {
   let connection: WeakConnection
   let loop: EventLoop
   let id: Int32
+  let budget: WriteBudget
 
   func writeMessage(_ bytes: [UInt8]) async throws {
-    try await connection.sendMessage(bytes, on: id, loop: loop)
+    try await connection.sendMessage(bytes, on: id, budget: budget, loop: loop)
   }
 
   func finish() async throws {

@@ -180,7 +180,8 @@ public final class HTTP2ServerTransport: ServerTransport {
               path: path, metadata: metadata, deadline: deadline, peer: connection.peer,
               inbound: stream.requests!.elements,
               outbound: ResponseWriter(
-                connection: WeakConnection(connection), loop: connection.loop, id: stream.id)),
+                connection: WeakConnection(connection), loop: connection.loop, id: stream.id,
+                budget: stream.budget)),
             reset: stream.reset))
       }
       connection.onClose = { [weak self] connection in
@@ -226,6 +227,7 @@ struct ResponseWriter: ServerStreamWriter {
   let connection: WeakConnection
   let loop: EventLoop
   let id: Int32
+  let budget: WriteBudget
 
   func writeHeaders(_ metadata: Metadata) async throws {
     let connection = connection
@@ -234,7 +236,7 @@ struct ResponseWriter: ServerStreamWriter {
   }
 
   func writeMessage(_ bytes: [UInt8]) async throws {
-    try await connection.sendMessage(bytes, on: id, loop: loop)
+    try await connection.sendMessage(bytes, on: id, budget: budget, loop: loop)
   }
 
   func finish(_ status: RPCStatus, trailers: Metadata) async {
