@@ -622,6 +622,7 @@ struct WeakConnection: @unchecked Sendable {
       loop.execute { reference.value?.enqueueMessage(id, framed) }
       return
     }
+    budget.add(framed.count)  // counted too, so that the loop's releases balance exactly
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
       loop.execute {
         guard let connection = reference.value else {
@@ -650,6 +651,9 @@ final class WriteBudget: Sendable {
       return true
     }
   }
+
+  /// Counts `count` bytes that a waiting writer queued regardless of the limit.
+  func add(_ count: Int) { state.withLock { $0.pending += count } }
 
   func release(_ count: Int) { state.withLock { $0.pending = max(0, $0.pending - count) } }
 
