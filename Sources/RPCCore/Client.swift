@@ -153,8 +153,18 @@ public struct RPCClient: Sendable {
             let responses = ClientResponseStream<Response>(parts: stream.inbound, method: call.method)
             group.addTask {
               do {
-                try await requests(RPCWriter { try await stream.outbound.writeMessage($0.serializedBytes()) })
+                try await requests(
+                  RPCWriter {
+                    do {
+                      try await stream.outbound.writeMessage($0.serializedBytes())
+                    } catch {
+                      throw CallEndedWhileWriting(cause: error)
+                    }
+                  })
                 try await stream.outbound.finish()
+              } catch is CallEndedWhileWriting {
+                // The call is over (the server answered early, or the connection failed): the
+                // transport ends the response with a status that says why, and that decides.
               } catch  where responses.trailersReceived {
                 // The server ended the call before reading every request: its status decides.
               }
@@ -192,4 +202,10 @@ public struct RPCClient: Sendable {
 
 extension ClientResponseStream {
   var trailersReceived: Bool { received.withLock { $0.finished } }
+}
+
+/// A request could not be written because the call had ended; the response's status explains
+/// the outcome.
+private struct CallEndedWhileWriting: Error {
+  let cause: any Error
 }
