@@ -37,11 +37,9 @@ public final class EventLoop: Sendable {
   private let jobs = Mutex<(queue: [@Sendable () -> Void], stopped: Bool)>(([], false))
   private let wakeRead: Int32
   private let wakeWrite: Int32
-  // Safe: only accessed on the loop thread (every accessor checks `inLoop` in debug builds).
+  // Safe: only accessed on the loop thread (the methods that touch it are documented as
+  // "Loop thread" and called from work the loop runs).
   private let loop = LoopState()
-  private let threadID = Mutex<pthread_t?>(nil)
-  private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
-  private let done = Mutex(false)
 
   /// Starts the loop's thread.
   public init(name: String) {
@@ -57,9 +55,6 @@ public final class EventLoop: Sendable {
     thread.name = name
     thread.start()
   }
-
-  /// True on the loop's thread.
-  public var inLoop: Bool { threadID.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false } }
 
   /// Runs `work` on the loop's thread, after the work submitted before it. Ignored after
   /// ``stop()``.
@@ -119,7 +114,6 @@ public final class EventLoop: Sendable {
   }
 
   private func run() {
-    threadID.withLock { $0 = pthread_self() }
     var descriptors: [pollfd] = []
     var sources: [Int32] = []
     while true {

@@ -34,8 +34,6 @@ public enum HTTP2Event: Sendable, Equatable {
   case streamClosed(streamID: Int32, errorCode: UInt32)
   /// The peer sent GOAWAY: streams above `lastStreamID` were not and will not be processed.
   case goAway(lastStreamID: Int32, errorCode: UInt32)
-  /// The peer sent a frame (the first one completes its part of the handshake).
-  case frameReceived
 }
 
 /// An error of the HTTP/2 layer: the session can no longer be used and the connection should be
@@ -210,6 +208,9 @@ public final class HTTP2Session {
     return output
   }
 
+  /// True once the peer sent a complete frame (after its preface): its part of the handshake.
+  public fileprivate(set) var hasReceivedFrame = false
+
   /// Whether the session still wants to read (false after GOAWAY both ways or a fatal error).
   public var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }
   /// Whether the session has something to send.
@@ -301,9 +302,6 @@ public final class HTTP2Session {
   public func ping() {
     nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
   }
-
-  /// The number of streams open on the session.
-  public var openStreams: Int { outbound.count + receivingHeaders.count }
 
   // MARK: Internals
 
@@ -428,7 +426,7 @@ private func onFrameReceived(
   let owner = HTTP2Session.from(userData)
   let header = frame!.pointee.hd
   let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-  owner.events.append(.frameReceived)
+  owner.hasReceivedFrame = true
   switch Int(header.type) {
   case Int(NGHTTP2_HEADERS.rawValue):
     guard let block = owner.receivingHeaders.removeValue(forKey: header.stream_id) else { return 0 }

@@ -127,14 +127,6 @@ public struct RPCAsyncSequence<Element: Sendable>: AsyncSequence, Sendable {
   /// A sequence that calls `next` for each element until it returns `nil`.
   public init(next: @escaping @Sendable () async throws -> Element?) { self.nextElement = next }
 
-  /// A sequence of `elements`.
-  public static func of(_ elements: [Element]) -> Self {
-    let queue = MessageQueue<Element>()
-    for element in elements { queue.yield(element) }
-    queue.finish()
-    return queue.elements
-  }
-
   /// The elements transformed by `transform` (which may throw to end the sequence).
   public func map<T: Sendable>(_ transform: @escaping @Sendable (Element) throws -> T) -> RPCAsyncSequence<T>
   {

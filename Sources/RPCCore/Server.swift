@@ -210,12 +210,17 @@ public struct RPCServer: Sendable {
       method: route.method, metadata: stream.metadata, deadline: stream.deadline, peer: stream.peer)
     let outbound = stream.outbound
     let headersSent = Mutex(false)
+    // Response headers go out once: before the first message, or with an OK status.
+    let sendHeadersOnce: @Sendable () async throws -> Void = {
+      guard
+        headersSent.withLock({ sent in
+          defer { sent = true }; return !sent
+        })
+      else { return }
+      try await outbound.writeHeaders(context.response.initial)
+    }
     let writer = RPCWriter<[UInt8]> { bytes in
-      let sendHeaders = headersSent.withLock { sent in
-        defer { sent = true }
-        return !sent
-      }
-      if sendHeaders { try await outbound.writeHeaders(context.response.initial) }
+      try await sendHeadersOnce()
       try await outbound.writeMessage(bytes)
     }
     let interceptors = interceptors
@@ -242,13 +247,7 @@ public struct RPCServer: Sendable {
     }
     if Task.isCancelled { return }
     trailers.add(contentsOf: context.response.trailing)
-    if status.code == .ok {
-      let sendHeaders = headersSent.withLock { sent in
-        defer { sent = true }
-        return !sent
-      }
-      if sendHeaders { try? await outbound.writeHeaders(context.response.initial) }
-    }
+    if status.code == .ok { try? await sendHeadersOnce() }
     await outbound.finish(status, trailers: trailers)
   }
 

@@ -90,9 +90,7 @@ public struct ReflectionService: RPCService {
         let name = prefix + service.name
         symbols[name] = file.name
         for method in service.methods { symbols[name + "." + method.name] = file.name }
-        if !Self.standardFiles.contains(where: { $0.name == file.name }) || name.hasPrefix("grpc.") {
-          services.append(name)
-        }
+        services.append(name)
       }
     }
     for (file, imports) in dependencies {

@@ -70,7 +70,6 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   var isDraining = false
   /// Client: the socket is connected (writes before that are buffered).
   var isConnected: Bool
-  var sawFirstFrame = false
   private var idleTimer: Int?
   var idleTimeout: Duration?
 
@@ -237,8 +236,6 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   private func processEvents() {
     for event in session.takeEvents() {
       switch event {
-      case .frameReceived:
-        sawFirstFrame = true
       case .headers(let id, let kind, let fields, let endStream):
         if isServer {
           if kind == .request {

@@ -191,7 +191,7 @@ public final class HTTP2ServerTransport: ServerTransport {
       state.connections[ObjectIdentifier(connection)] = connection
       connection.start()
       loop.schedule(at: .now.advanced(by: configuration.handshakeTimeout)) { [weak connection] in
-        guard let connection, !connection.sawFirstFrame else { return }
+        guard let connection, !connection.session.hasReceivedFrame else { return }
         connection.close(reason: "no HTTP/2 preface within the handshake timeout")
       }
       if let interval = configuration.keepaliveInterval { schedulePing(connection, every: interval) }
