@@ -77,19 +77,35 @@ let package = Package(
     .target(name: "RPCTransportHTTP2", dependencies: ["RPCCore", "HTTP2", "TLS", .logging]),
 
     // MARK: The payment domain and the three services
-    .target(name: "PaymentsCore"),
+    .target(name: "PaymentsCore", dependencies: ["PaymentsProto", "ProtobufRuntime"]),
     .target(
       name: "PaymentsSchema",
       dependencies: ["Postgres"],
       resources: [
+        .embedInCode("Migrations/auth"),
         .embedInCode("Migrations/command"),
         .embedInCode("Migrations/dispatcher"),
         .embedInCode("Migrations/query"),
       ]),
-    .target(name: "CommandService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
+    .target(
+      name: "ServiceKit",
+      dependencies: [
+        "Postgres", "Kafka", "RPCCore", "RPCStandardServices", "PaymentsProto", "TLS", .logging,
+      ]),
+    .target(
+      name: "CommandService",
+      dependencies: [
+        "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
+      ]),
     .target(
       name: "DispatcherService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
-    .target(name: "QueryService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
+    .target(
+      name: "QueryService",
+      dependencies: [
+        "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
+      ]),
 
     // MARK: SDK
     .target(name: "PaymentsClient", dependencies: ["PaymentsCore", "RPCCore"]),
@@ -98,8 +114,9 @@ let package = Package(
     .executableTarget(
       name: "payments",
       dependencies: [
-        "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", .argumentParser, .logging,
-        .serviceLifecycle, .unixSignals,
+        "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", "ServiceKit", "CommandService",
+        "QueryService", "RPCTransportHTTP2", "TLS", .argumentParser, .logging, .serviceLifecycle,
+        .unixSignals,
       ]),
 
     // MARK: Test support and tests
@@ -123,7 +140,14 @@ let package = Package(
       ],
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .testTarget(
-      name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "Kafka", "Postgres"]),
+      name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "PaymentsSchema", "Kafka", "Postgres"]),
+    .testTarget(
+      name: "ServiceTests",
+      dependencies: [
+        "CommandService", "QueryService", "ServiceKit", "PaymentsCore", "PaymentsProto", "PaymentsSchema",
+        "ProtobufRuntime", "RPCCore", "RPCTransportHTTP2", "Postgres", "Kafka", "TLS", "PaymentsTestSupport",
+        .logging,
+      ]),
   ]
 )
 

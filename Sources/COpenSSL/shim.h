@@ -3,6 +3,8 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 // Macros of OpenSSL as functions Swift can call.
 static inline long payments_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {

@@ -60,7 +60,8 @@ public final class KafkaProducer: Sendable {
       }
       let outcome: SendOutcome = await withCheckedContinuation {
         (continuation: CheckedContinuation<SendOutcome, Never>) in
-        let box = Unmanaged.passRetained(DeliveryBox(continuation: continuation, topic: record.topic))
+        let box = Unmanaged.passRetained(
+          DeliveryBox(topic: record.topic) { continuation.resume(returning: $0) })
         let error = enqueue(record, opaque: box.toOpaque())
         if error != RD_KAFKA_RESP_ERR_NO_ERROR {
           box.release()
@@ -79,6 +80,45 @@ public final class KafkaProducer: Sendable {
         throw KafkaError(code: .produce, error, context: "could not enqueue record for \(record.topic)")
       }
     }
+  }
+
+  /// Produces `records` in the given order and waits for all their delivery reports.
+  ///
+  /// Records are handed to librdkafka one after the other, so records that share a partition
+  /// keep their order; unlike calling ``send(_:)`` from several tasks, nothing reorders them.
+  /// The result at index *i* is the outcome of `records[i]`: a record that fails does not stop
+  /// the others.
+  ///
+  /// - Throws: ``KafkaError/Code/closed`` when the producer is closed before every record was
+  ///   handed over (records already handed over still report in the result).
+  public func sendInOrder(_ records: [KafkaProducerRecord]) async throws -> [Result<
+    KafkaDeliveryReport, KafkaError
+  >] {
+    let batch = DeliveryBatch(count: records.count)
+    for (index, record) in records.enumerated() {
+      while true {
+        if shared.state.withLock({ $0.closed }) {
+          batch.abandon(from: index, KafkaError(code: .closed, message: "producer is closed"))
+          break
+        }
+        let box = Unmanaged.passRetained(
+          DeliveryBox(topic: record.topic) { batch.complete(index, $0) })
+        let error = enqueue(record, opaque: box.toOpaque())
+        if error == RD_KAFKA_RESP_ERR_NO_ERROR { break }
+        box.release()
+        if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+          // Backpressure: wait for deliveries to drain the local queue, then retry this record
+          // (not a later one, which would overtake it).
+          try? await Task.sleep(for: .milliseconds(5))
+          continue
+        }
+        batch.complete(
+          index,
+          .notEnqueued(error))
+        break
+      }
+    }
+    return await batch.results()
   }
 
   private func enqueue(_ record: KafkaProducerRecord, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t
@@ -205,11 +245,64 @@ private enum SendOutcome: Sendable {
 
 /// The per-record context handed to librdkafka as the message opaque.
 private final class DeliveryBox {
-  let continuation: CheckedContinuation<SendOutcome, Never>
   let topic: String
-  init(continuation: CheckedContinuation<SendOutcome, Never>, topic: String) {
-    self.continuation = continuation
+  let complete: @Sendable (SendOutcome) -> Void
+  init(topic: String, complete: @escaping @Sendable (SendOutcome) -> Void) {
     self.topic = topic
+    self.complete = complete
+  }
+}
+
+/// Collects the delivery outcomes of one ``KafkaProducer/sendInOrder(_:)`` call.
+private final class DeliveryBatch: Sendable {
+  private struct State {
+    var outcomes: [SendOutcome?]
+    var remaining: Int
+    var waiter: CheckedContinuation<Void, Never>?
+  }
+  private let state: Mutex<State>
+
+  init(count: Int) {
+    state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count, waiter: nil))
+  }
+
+  func complete(_ index: Int, _ outcome: SendOutcome) {
+    let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+      guard state.outcomes[index] == nil else { return nil }
+      state.outcomes[index] = outcome
+      state.remaining -= 1
+      guard state.remaining == 0 else { return nil }
+      defer { state.waiter = nil }
+      return state.waiter
+    }
+    waiter?.resume()
+  }
+
+  func abandon(from index: Int, _ error: KafkaError) {
+    let count = state.withLock { $0.outcomes.count }
+    for index in index..<count { complete(index, .failed(error)) }
+  }
+
+  func results() async -> [Result<KafkaDeliveryReport, KafkaError>] {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let done = state.withLock { state -> Bool in
+        if state.remaining == 0 { return true }
+        state.waiter = continuation
+        return false
+      }
+      if done { continuation.resume() }
+    }
+    return state.withLock { state in
+      state.outcomes.map { outcome -> Result<KafkaDeliveryReport, KafkaError> in
+        switch outcome {
+        case .delivered(let report)?: .success(report)
+        case .failed(let error)?: .failure(error)
+        case .notEnqueued(let code)?:
+          .failure(KafkaError(code: .produce, code, context: "could not enqueue record"))
+        case nil: .failure(KafkaError(code: .closed, message: "producer is closed"))
+        }
+      }
+    }
   }
 }
 
@@ -222,13 +315,11 @@ private func deliveryReportCallback(
   let box = Unmanaged<DeliveryBox>.fromOpaque(boxPointer).takeRetainedValue()
   let error = message.pointee.err
   if error == RD_KAFKA_RESP_ERR_NO_ERROR {
-    box.continuation.resume(
-      returning: .delivered(
+    box.complete(
+      .delivered(
         KafkaDeliveryReport(
           topic: box.topic, partition: message.pointee.partition, offset: message.pointee.offset)))
   } else {
-    box.continuation.resume(
-      returning: .failed(KafkaError(code: .delivery, error, context: "record for \(box.topic) not delivered"))
-    )
+    box.complete(.failed(KafkaError(code: .delivery, error, context: "record for \(box.topic) not delivered")))
   }
 }

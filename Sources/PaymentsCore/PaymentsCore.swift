@@ -1,5 +1,5 @@
-/// The payment domain: money and currencies, the payment lifecycle, validation. It knows no
-/// transport and no database; the services build on it.
+/// The payment domain: currencies, payment identifiers, the payment lifecycle, validation. It
+/// knows no transport and no database; the services build on it.
 public enum PaymentsCoreModule {}
 
 /// The Kafka topics of the platform (ARCHITECTURE.md §1).

@@ -2,16 +2,24 @@ public import Postgres
 
 /// The versioned schema migrations of the three services, embedded in the binary.
 ///
-/// Each service owns one schema (`command`, `dispatcher`, `query`). Its migrations are the SQL
+/// Each service owns one schema (`command`, `dispatcher`, `query`); `auth` holds the API keys
+/// that the command and query services read and `payments keys` writes. Its migrations are the SQL
 /// files in `Migrations/<schema>/`, named `<schema>_<version>_<description>.sql`; add a file and
 /// list it in ``all`` (a test checks that every file is listed).
 public enum PaymentsMigrations {
   /// Every migration of every schema.
-  public static let all: [PostgresMigration] = command + dispatcher + query
+  public static let all: [PostgresMigration] = auth + command + dispatcher + query
+
+  /// API keys.
+  public static let auth: [PostgresMigration] = [
+    migration("auth", 1, "api keys", PackageResources.auth_0001_api_keys_sql)
+  ]
 
   /// The command service's schema.
   public static let command: [PostgresMigration] = [
-    migration("command", 1, "create schema", PackageResources.command_0001_create_schema_sql)
+    migration("command", 1, "create schema", PackageResources.command_0001_create_schema_sql),
+    migration(
+      "command", 2, "payments and outbox", PackageResources.command_0002_payments_and_outbox_sql),
   ]
 
   /// The dispatcher's schema.
@@ -21,12 +29,14 @@ public enum PaymentsMigrations {
 
   /// The query service's schema.
   public static let query: [PostgresMigration] = [
-    migration("query", 1, "create schema", PackageResources.query_0001_create_schema_sql)
+    migration("query", 1, "create schema", PackageResources.query_0001_create_schema_sql),
+    migration("query", 2, "payments read model", PackageResources.query_0002_payments_read_model_sql),
   ]
 
   /// The migrations of one schema, by name.
   public static func forSchema(_ schema: String) -> [PostgresMigration]? {
     switch schema {
+    case "auth": auth
     case "command": command
     case "dispatcher": dispatcher
     case "query": query

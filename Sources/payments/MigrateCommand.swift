@@ -14,7 +14,7 @@ struct MigrateCommand: AsyncParsableCommand {
     help: "PostgreSQL connection string (URL or key=value). Default: $PAYMENTS_DATABASE_URL.")
   var databaseURL: String?
 
-  @Option(help: "Only migrate this schema (command, dispatcher or query). Default: all.")
+  @Option(help: "Only migrate this schema (auth, command, dispatcher or query). Default: all.")
   var schema: String?
 
   func run() async throws {
@@ -25,7 +25,7 @@ struct MigrateCommand: AsyncParsableCommand {
     let migrations: [PostgresMigration]
     if let schema {
       guard let selected = PaymentsMigrations.forSchema(schema) else {
-        throw ValidationError("unknown schema '\(schema)': expected command, dispatcher or query")
+        throw ValidationError("unknown schema '\(schema)': expected auth, command, dispatcher or query")
       }
       migrations = selected
     } else {

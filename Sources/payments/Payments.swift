@@ -6,5 +6,7 @@ struct Payments: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "payments",
     abstract: "The payments platform: services, migrations and development infrastructure.",
-    subcommands: [MigrateCommand.self, BrokerCommand.self])
+    subcommands: [
+      CommandCommand.self, QueryCommand.self, KeysCommand.self, MigrateCommand.self, BrokerCommand.self,
+    ])
 }

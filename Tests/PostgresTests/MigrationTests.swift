@@ -82,7 +82,9 @@ struct MigrationTests {
     let root = URL(fileURLWithPath: #filePath)
       .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
       .appendingPathComponent("Sources/PaymentsSchema/Migrations")
-    for schema in ["command", "dispatcher", "query"] {
+    let schemas = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+    #expect(schemas == ["auth", "command", "dispatcher", "query"])
+    for schema in schemas {
       let files = try FileManager.default.contentsOfDirectory(
         atPath: root.appendingPathComponent(schema).path
       ).filter { $0.hasSuffix(".sql") }.sorted()

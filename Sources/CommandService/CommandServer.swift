@@ -1,0 +1,98 @@
+public import Kafka
+public import Logging
+public import PaymentsCore
+import PaymentsProto
+public import Postgres
+import RPCCore
+import RPCStandardServices
+public import RPCTransportHTTP2
+public import ServiceKit
+
+/// The command service process (`payments command`): the gRPC server for
+/// `PaymentCommandService` with health and reflection, the group-commit order store, and the
+/// outbox relay to `payments.orders.v1`.
+public struct CommandServer: Sendable {
+  public struct Configuration: Sendable {
+    /// Where to listen (default port 50051; 0 picks a free port).
+    public var transport = HTTP2ServerTransport.Configuration(host: "0.0.0.0", port: 50051)
+    /// PostgreSQL connection string (secret: may hold a password).
+    public var databaseURL: String
+    /// Pool size; the store's writers, the relay and the key listener share it.
+    public var databaseConnections = 16
+    /// Kafka bootstrap servers and client settings.
+    public var kafka: KafkaClientConfiguration
+    /// Validation limits and the providers a request may name.
+    public var rules = PaymentOrderRules(knownProviders: ["sandbox"])
+    public var store = PaymentOrderStore.Configuration()
+    public var relay = OutboxRelay.Configuration(schema: "command")
+    /// Whether this instance runs an outbox relay (any number may).
+    public var runsRelay = true
+
+    public init(databaseURL: String, kafka: KafkaClientConfiguration) {
+      self.databaseURL = databaseURL
+      self.kafka = kafka
+    }
+  }
+
+  public let configuration: Configuration
+  private let logger: Logger
+
+  public init(configuration: Configuration, logger: Logger) {
+    self.configuration = configuration
+    self.logger = logger
+  }
+
+  /// Runs until the task is cancelled; calls `onListening` with the bound port once it accepts
+  /// connections.
+  public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    let pool = PostgresConnectionPool(
+      configuration: .init(
+        connection: .init(connectionString: configuration.databaseURL, applicationName: "payments-command"),
+        maximumConnections: configuration.databaseConnections),
+      logger: logger)
+    let producer: KafkaProducer
+    do {
+      producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+    } catch {
+      await pool.close()
+      throw error
+    }
+    let keys = APIKeyStore(pool: pool, logger: logger)
+    let store = PaymentOrderStore(pool: pool, configuration: configuration.store, logger: logger)
+    let relay = OutboxRelay(pool: pool, producer: producer, configuration: configuration.relay, logger: logger)
+    let health = HealthService()
+    health.setStatus(.serving)
+    health.setStatus(.serving, forService: Payments_V1_PaymentCommandService.serviceName)
+    let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
+    let server = RPCServer(
+      transport: transport,
+      services: [
+        PaymentCommandHandler(store: store, rules: configuration.rules), health,
+        try ReflectionService(files: PaymentsDescriptors.files),
+      ],
+      interceptors: [
+        AuthInterceptor(store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite])
+      ],
+      logger: logger)
+    let runsRelay = configuration.runsRelay
+    do {
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.run() }
+        group.addTask { await store.run() }
+        group.addTask { await keys.run() }
+        if runsRelay { group.addTask { try await relay.run() } }
+        let port = try await transport.boundPort()
+        logger.info("command service listening", metadata: ["port": "\(port)"])
+        onListening(port)
+        try await group.next()
+        group.cancelAll()
+      }
+    } catch {
+      await producer.close(flushTimeout: .seconds(5))
+      await pool.close()
+      throw error
+    }
+    await producer.close(flushTimeout: .seconds(5))
+    await pool.close()
+  }
+}

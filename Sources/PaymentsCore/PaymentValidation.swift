@@ -1,0 +1,126 @@
+public import PaymentsProto
+
+/// One problem with one field of a request: `field` is the proto field path
+/// (`amount.currency`), `problem` says what is wrong in words a client developer can act on.
+public struct FieldViolation: Sendable, Hashable, CustomStringConvertible {
+  public var field: String
+  public var problem: String
+
+  public init(field: String, problem: String) {
+    self.field = field
+    self.problem = problem
+  }
+
+  public var description: String { "\(field): \(problem)" }
+}
+
+/// The rules a payment order must satisfy before it is stored (ARCHITECTURE.md §4).
+public struct PaymentOrderRules: Sendable {
+  /// The largest accepted `amount.amount_minor`.
+  public var maximumAmountMinor: Int64
+  /// The providers a request may name in `provider` (empty: any name is refused).
+  public var knownProviders: Set<String>
+
+  public static let maximumIdempotencyKeyLength = 255
+  public static let maximumAccountIDLength = 64
+  public static let maximumNameLength = 200
+  public static let maximumDescriptionLength = 500
+  public static let maximumMetadataEntries = 20
+  public static let maximumMetadataKeyLength = 40
+  public static let maximumMetadataValueLength = 500
+
+  /// Rules with a maximum amount of 10^12 minor units (10 billion in a 2-decimal currency).
+  public init(maximumAmountMinor: Int64 = 1_000_000_000_000, knownProviders: Set<String> = []) {
+    self.maximumAmountMinor = maximumAmountMinor
+    self.knownProviders = knownProviders
+  }
+
+  /// Every problem with `request`, in field order; empty when it is valid.
+  public func violations(of request: Payments_V1_SubmitPaymentRequest) -> [FieldViolation] {
+    var violations: [FieldViolation] = []
+    func add(_ field: String, _ problem: String) {
+      violations.append(FieldViolation(field: field, problem: problem))
+    }
+
+    let key = request.idempotencyKey
+    if key.isEmpty {
+      add("idempotency_key", "is required")
+    } else if key.utf8.count > Self.maximumIdempotencyKeyLength {
+      add("idempotency_key", "must be at most \(Self.maximumIdempotencyKeyLength) characters")
+    } else if !key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
+      add("idempotency_key", "must be visible ASCII characters only (no spaces or control characters)")
+    }
+
+    if let amount = request.amount {
+      if amount.currency.isEmpty {
+        add("amount.currency", "is required")
+      } else if Currency.named(amount.currency) == nil {
+        add("amount.currency", "'\(Self.quoted(amount.currency))' is not a supported ISO 4217 currency code")
+      }
+      if amount.amountMinor <= 0 {
+        add("amount.amount_minor", "must be greater than 0")
+      } else if amount.amountMinor > maximumAmountMinor {
+        add("amount.amount_minor", "must be at most \(maximumAmountMinor)")
+      }
+    } else {
+      add("amount", "is required")
+    }
+
+    checkParty(request.payer, "payer", add)
+    checkParty(request.payee, "payee", add)
+    if let payer = request.payer, let payee = request.payee, !payer.accountID.isEmpty,
+      payer.accountID == payee.accountID
+    {
+      add("payee.account_id", "must differ from payer.account_id")
+    }
+
+    if request.description.count > Self.maximumDescriptionLength {
+      add("description", "must be at most \(Self.maximumDescriptionLength) characters")
+    }
+    if request.description.utf8.contains(0) { add("description", "must not contain NUL characters") }
+
+    if request.metadata.count > Self.maximumMetadataEntries {
+      add("metadata", "must have at most \(Self.maximumMetadataEntries) entries")
+    }
+    for (entryKey, value) in request.metadata.sorted(by: { $0.key < $1.key }) {
+      if entryKey.isEmpty || entryKey.count > Self.maximumMetadataKeyLength || entryKey.utf8.contains(0) {
+        add("metadata", "key '\(Self.quoted(entryKey))' must be 1-\(Self.maximumMetadataKeyLength) characters")
+      }
+      if value.count > Self.maximumMetadataValueLength || value.utf8.contains(0) {
+        add(
+          "metadata[\(Self.quoted(entryKey))]",
+          "value must be at most \(Self.maximumMetadataValueLength) characters, without NUL")
+      }
+    }
+
+    if !request.provider.isEmpty, !knownProviders.contains(request.provider) {
+      let known = knownProviders.sorted().joined(separator: ", ")
+      add("provider", "'\(Self.quoted(request.provider))' is not a known provider (known: \(known))")
+    }
+    return violations
+  }
+
+  private func checkParty(
+    _ party: Payments_V1_Party?, _ field: String, _ add: (String, String) -> Void
+  ) {
+    guard let party else { return add(field, "is required") }
+    let id = party.accountID
+    if id.isEmpty {
+      add("\(field).account_id", "is required")
+    } else if id.count > Self.maximumAccountIDLength {
+      add("\(field).account_id", "must be at most \(Self.maximumAccountIDLength) characters")
+    } else if id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+      add("\(field).account_id", "must not contain control characters")
+    }
+    if party.name.count > Self.maximumNameLength || party.name.utf8.contains(0) {
+      add("\(field).name", "must be at most \(Self.maximumNameLength) characters, without NUL")
+    }
+  }
+
+  /// `text` shortened and stripped of control characters, for quoting client input in a message.
+  static func quoted(_ text: String) -> String {
+    let cleaned = String(
+      String.UnicodeScalarView(text.unicodeScalars.filter { $0.properties.generalCategory != .control }))
+    return cleaned.count > 40 ? String(cleaned.prefix(40)) + "…" : cleaned
+  }
+}

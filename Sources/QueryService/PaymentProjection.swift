@@ -1,0 +1,116 @@
+public import Kafka
+public import Logging
+import PaymentsCore
+import PaymentsProto
+import ProtobufRuntime
+import Synchronization
+
+/// Projects `payments.orders.v1` and `payments.events.v1` into the read model, in its own
+/// consumer group. A record's offset is stored only after its state is written, and committed
+/// every ``commitInterval``, so a crash replays what was not yet written (the version-guarded
+/// upsert makes replays harmless) and never skips anything.
+public struct PaymentProjection: Sendable {
+  private let readModel: PaymentReadModel
+  private let consumer: KafkaConsumerConfiguration
+  private let logger: Logger
+  /// How often stored offsets are committed.
+  public var commitInterval: Duration = .milliseconds(500)
+
+  public init(readModel: PaymentReadModel, consumer: KafkaConsumerConfiguration, logger: Logger) {
+    self.readModel = readModel
+    self.consumer = consumer
+    self.logger = logger
+  }
+
+  /// Consumes until the task is cancelled; then commits what was written and leaves the group.
+  public func run() async throws {
+    let consumer = try KafkaConsumer(
+      configuration: self.consumer, topics: [PaymentsTopic.orders, PaymentsTopic.events], logger: logger)
+    let stored = StoredFlag()
+    let commitInterval = self.commitInterval
+    do {
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+          while !Task.isCancelled {
+            try await Task.sleep(for: commitInterval)
+            if stored.value.exchange(false, ordering: .relaxed) {
+              do { try await consumer.commit() } catch { logger.warning("offset commit failed", metadata: ["error": "\(error)"]) }
+            }
+          }
+        }
+        group.addTask {
+          for try await record in consumer.records {
+            try await applyUntilWritten(record)
+            do {
+              try consumer.storeOffset(record)
+              stored.value.store(true, ordering: .relaxed)
+            } catch let error as KafkaError where error.code == .partitionRevoked {
+              continue  // the partition's new owner reads it again
+            }
+          }
+        }
+        try await group.next()
+        group.cancelAll()
+      }
+    } catch {
+      await consumer.close()
+      if error is CancellationError { return }
+      throw error
+    }
+    await consumer.close()
+  }
+
+  /// Writes one record's payment state, retrying database failures with backoff (the partition
+  /// waits: skipping would lose the state). Records that are not payment states are skipped.
+  func applyUntilWritten(_ record: KafkaConsumerRecord) async throws {
+    guard let (payment, clientID) = decode(record) else { return }
+    var delay = Duration.milliseconds(100)
+    while true {
+      do {
+        try await readModel.apply(payment, clientID: clientID)
+        return
+      } catch {
+        logger.warning(
+          "read model write failed; retrying",
+          metadata: ["payment_id": "\(payment.paymentID)", "error": "\(error)", "retry_in": "\(delay)"])
+        try await Task.sleep(for: delay)
+        delay = min(delay * 2, .seconds(5))
+      }
+    }
+  }
+
+  /// The payment state a record carries, or `nil` (logged) for a record that is not one.
+  func decode(_ record: KafkaConsumerRecord) -> (Payments_V1_Payment, String)? {
+    do {
+      switch record.topic {
+      case PaymentsTopic.orders:
+        let order = try Payments_V1_PaymentOrderRecord(serializedBytes: record.value)
+        guard !order.paymentID.isEmpty, !order.clientID.isEmpty else { break }
+        return (Payments_V1_Payment(acceptedOrder: order), order.clientID)
+      case PaymentsTopic.events:
+        let event = try Payments_V1_PaymentEvent(serializedBytes: record.value)
+        guard var payment = event.payment, !event.clientID.isEmpty else { break }
+        if payment.paymentID.isEmpty { payment.paymentID = event.paymentID }
+        if payment.version == 0 { payment.version = event.version }
+        guard !payment.paymentID.isEmpty, payment.version > 0 else { break }
+        return (payment, event.clientID)
+      default:
+        break
+      }
+    } catch {
+      logger.error(
+        "skipping a record that does not decode",
+        metadata: ["topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
+      return nil
+    }
+    logger.error(
+      "skipping a record without payment ID, client or version",
+      metadata: ["topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)"])
+    return nil
+  }
+}
+
+/// Whether offsets were stored since the last commit.
+private final class StoredFlag: Sendable {
+  let value = Atomic<Bool>(false)
+}

@@ -1,0 +1,200 @@
+import Foundation
+import PaymentsCore
+public import PaymentsProto
+import ProtobufRuntime
+public import RPCCore
+import ServiceKit
+
+/// `payments.v1.PaymentQueryService`: reads the read model, for the calling client only.
+///
+/// A payment of another client is `NOT_FOUND`, exactly like one that does not exist, so that
+/// payment IDs reveal nothing.
+public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtocol {
+  public struct Configuration: Sendable {
+    /// Page size when the request gives none.
+    public var defaultPageSize = 50
+    /// The largest page; larger requests are capped.
+    public var maximumPageSize = 500
+    /// How long `GetPayment` with `min_version` waits when the call has no (shorter) deadline.
+    public var maximumVersionWait: Duration = .seconds(30)
+    /// How long `WatchPayment` waits for a payment it does not know yet to appear (the read model
+    /// may lag a submission by moments).
+    public var watchNotFoundGrace: Duration = .seconds(5)
+    /// How long a waiting call sleeps without a change notification before it reads anyway.
+    public var safetyPollInterval: Duration = .seconds(5)
+    public init() {}
+  }
+
+  private let readModel: PaymentReadModel
+  private let feed: PaymentChangeFeed
+  private let configuration: Configuration
+
+  public init(readModel: PaymentReadModel, feed: PaymentChangeFeed, configuration: Configuration = .init()) {
+    self.readModel = readModel
+    self.feed = feed
+    self.configuration = configuration
+  }
+
+  public func getPayment(
+    _ request: Payments_V1_GetPaymentRequest, context: ServerContext
+  ) async throws -> Payments_V1_Payment {
+    let client = try Self.client()
+    guard request.minVersion >= 0 else {
+      throw RPCError(.invalidArgument, "min_version must not be negative")
+    }
+    let read: @Sendable () async throws -> Payments_V1_Payment?
+    let subscription: String?
+    let name: String
+    switch request.lookup {
+    case .paymentID(let id)?:
+      try Self.checkPaymentID(id, field: "payment_id")
+      read = { try await readModel.payment(id: id, clientID: client) }
+      subscription = id
+      name = "payment \(id)"
+    case .idempotencyKey(let key)?:
+      guard !key.isEmpty, key.utf8.count <= PaymentOrderRules.maximumIdempotencyKeyLength else {
+        throw RPCError(.invalidArgument, "idempotency_key must be 1-255 characters")
+      }
+      read = { try await readModel.payment(idempotencyKey: key, clientID: client) }
+      subscription = nil
+      name = "the payment with idempotency_key '\(key)'"
+    case nil:
+      throw RPCError(.invalidArgument, "payment_id or idempotency_key is required")
+    }
+    let payment: Payments_V1_Payment?
+    do {
+      if request.minVersion == 0 {
+        payment = try await read()
+      } else {
+        let limit = ContinuousClock.now + configuration.maximumVersionWait
+        let deadline = context.deadline.map { min($0, limit) } ?? limit
+        payment = try await feed.withSubscription(to: subscription) { doorbell in
+          while true {
+            let current = try await read()
+            if let current, current.version >= request.minVersion { return current }
+            let now = ContinuousClock.now
+            guard now < deadline else {
+              guard let current else { return nil }
+              throw RPCError(
+                .deadlineExceeded,
+                "\(name) is at version \(current.version); version \(request.minVersion) did not arrive in time")
+            }
+            await doorbell.wait(upTo: min(deadline - now, configuration.safetyPollInterval))
+            try Task.checkCancellation()
+          }
+        }
+      }
+    } catch let error as RPCError {
+      throw error
+    } catch is CancellationError {
+      throw CancellationError()
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+    guard let payment else { throw RPCError(.notFound, "\(name) was not found") }
+    return payment
+  }
+
+  public func listPayments(
+    _ request: Payments_V1_ListPaymentsRequest, context: ServerContext
+  ) async throws -> Payments_V1_ListPaymentsResponse {
+    let client = try Self.client()
+    var violations: [String] = []
+    var filter = PaymentReadModel.ListFilter()
+    for status in request.statuses {
+      if case .unrecognized(let value) = status {
+        violations.append("statuses: \(value) is not a PaymentStatus")
+      } else if status == .unspecified {
+        violations.append("statuses: PAYMENT_STATUS_UNSPECIFIED is not a status a payment has")
+      } else {
+        filter.statuses.append(status.rawValue)
+      }
+    }
+    filter.createdAfter = request.createdAfter?.date
+    filter.createdBefore = request.createdBefore?.date
+    if request.pageSize < 0 { violations.append("page_size: must not be negative") }
+    var cursor: PaymentReadModel.Cursor? = nil
+    let digest = PageToken.digest(of: filter)
+    if !request.pageToken.isEmpty {
+      if let token = PageToken(request.pageToken) {
+        if token.filterDigest == digest {
+          cursor = token.cursor
+        } else {
+          violations.append("page_token: belongs to a request with other filters")
+        }
+      } else {
+        violations.append("page_token: is not a token this service issued")
+      }
+    }
+    guard violations.isEmpty else {
+      throw RPCError(.invalidArgument, "invalid ListPaymentsRequest: " + violations.joined(separator: "; "))
+    }
+    let pageSize =
+      request.pageSize == 0 ? configuration.defaultPageSize : min(Int(request.pageSize), configuration.maximumPageSize)
+    let rows: [(payment: Payments_V1_Payment, cursor: PaymentReadModel.Cursor)]
+    do {
+      rows = try await readModel.list(clientID: client, filter: filter, after: cursor, limit: pageSize + 1)
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+    return .with { response in
+      response.payments = rows.prefix(pageSize).map(\.payment)
+      if rows.count > pageSize, let last = rows.prefix(pageSize).last {
+        response.nextPageToken = PageToken(cursor: last.cursor, filterDigest: digest).encoded
+      }
+    }
+  }
+
+  public func watchPayment(
+    _ request: Payments_V1_WatchPaymentRequest, responses: RPCWriter<Payments_V1_Payment>,
+    context: ServerContext
+  ) async throws {
+    let client = try Self.client()
+    let id = request.paymentID
+    try Self.checkPaymentID(id, field: "payment_id")
+    do {
+      try await feed.withSubscription(to: id) { doorbell in
+        // The payment may not be projected yet right after it was submitted.
+        let graceEnd = ContinuousClock.now + configuration.watchNotFoundGrace
+        var current = try await readModel.payment(id: id, clientID: client)
+        while current == nil, ContinuousClock.now < graceEnd {
+          await doorbell.wait(upTo: min(graceEnd - ContinuousClock.now, configuration.safetyPollInterval))
+          try Task.checkCancellation()
+          current = try await readModel.payment(id: id, clientID: client)
+        }
+        guard let first = current else { throw RPCError(.notFound, "payment \(id) was not found") }
+        try await responses.write(first)
+        var sent = first
+        while !sent.status.isTerminal {
+          await doorbell.wait(upTo: configuration.safetyPollInterval)
+          try Task.checkCancellation()
+          for next in try await readModel.history(of: id, after: sent.version) {
+            try await responses.write(next)
+            sent = next
+            if next.status.isTerminal { break }
+          }
+        }
+      }
+    } catch let error as RPCError {
+      throw error
+    } catch is CancellationError {
+      throw CancellationError()
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+  }
+
+  private static func client() throws -> String {
+    guard let client = AuthenticatedClient.current else {
+      throw RPCError(.unauthenticated, "no authenticated client")
+    }
+    return client.clientID
+  }
+
+  private static func checkPaymentID(_ id: String, field: String) throws {
+    if id.isEmpty { throw RPCError(.invalidArgument, "\(field) is required") }
+    guard PaymentID.isWellFormed(id) else {
+      throw RPCError(.invalidArgument, "\(field) '\(id.prefix(40))' is not a payment ID (pay_ and 32 hex digits)")
+    }
+  }
+}

@@ -1,0 +1,80 @@
+public import Kafka
+public import Logging
+import PaymentsProto
+public import Postgres
+import RPCCore
+import RPCStandardServices
+public import RPCTransportHTTP2
+import ServiceKit
+
+/// The query service process (`payments query`): the projection from Kafka into the read model,
+/// and the gRPC server for `PaymentQueryService` with health and reflection.
+public struct QueryServer: Sendable {
+  public struct Configuration: Sendable {
+    /// Where to listen (default port 50052; 0 picks a free port).
+    public var transport = HTTP2ServerTransport.Configuration(host: "0.0.0.0", port: 50052)
+    /// PostgreSQL connection string (secret: may hold a password).
+    public var databaseURL: String
+    public var databaseConnections = 16
+    /// The projection's consumer (group `payments-query` by default).
+    public var consumer: KafkaConsumerConfiguration
+    public var handler = PaymentQueryHandler.Configuration()
+
+    public init(databaseURL: String, consumer: KafkaConsumerConfiguration) {
+      self.databaseURL = databaseURL
+      self.consumer = consumer
+    }
+  }
+
+  public let configuration: Configuration
+  private let logger: Logger
+
+  public init(configuration: Configuration, logger: Logger) {
+    self.configuration = configuration
+    self.logger = logger
+  }
+
+  /// Runs until the task is cancelled; calls `onListening` with the bound port.
+  public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    let pool = PostgresConnectionPool(
+      configuration: .init(
+        connection: .init(connectionString: configuration.databaseURL, applicationName: "payments-query"),
+        maximumConnections: configuration.databaseConnections),
+      logger: logger)
+    let keys = APIKeyStore(pool: pool, logger: logger)
+    let readModel = PaymentReadModel(pool: pool)
+    let feed = PaymentChangeFeed(pool: pool, logger: logger)
+    let projection = PaymentProjection(readModel: readModel, consumer: configuration.consumer, logger: logger)
+    let health = HealthService()
+    health.setStatus(.serving)
+    health.setStatus(.serving, forService: Payments_V1_PaymentQueryService.serviceName)
+    let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
+    do {
+      let server = RPCServer(
+        transport: transport,
+        services: [
+          PaymentQueryHandler(readModel: readModel, feed: feed, configuration: configuration.handler), health,
+          try ReflectionService(files: PaymentsDescriptors.files),
+        ],
+        interceptors: [
+          AuthInterceptor(store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead])
+        ],
+        logger: logger)
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.run() }
+        group.addTask { await keys.run() }
+        group.addTask { await feed.run() }
+        group.addTask { try await projection.run() }
+        let port = try await transport.boundPort()
+        logger.info("query service listening", metadata: ["port": "\(port)"])
+        onListening(port)
+        try await group.next()
+        group.cancelAll()
+      }
+    } catch {
+      await pool.close()
+      throw error
+    }
+    await pool.close()
+  }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import CommandService
+import Kafka
+import PaymentsCore
+
+/// `payments command`: the command service.
+struct CommandCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "command",
+    abstract: "Run the command service (SubmitPayment) and its outbox relay.")
+
+  @OptionGroup var service: ServiceOptions
+
+  @Option(help: "The largest accepted amount_minor.")
+  var maximumAmountMinor: Int64 = PaymentOrderRules().maximumAmountMinor
+
+  @Option(
+    name: .customLong("provider"),
+    help: "A provider name requests may route to (repeatable). Default: sandbox.")
+  var providers: [String] = []
+
+  @Flag(help: "Do not run an outbox relay in this instance.")
+  var noRelay = false
+
+  func run() async throws {
+    let logger = try service.logger("payments.command")
+    var configuration = CommandServer.Configuration(
+      databaseURL: try service.database(), kafka: KafkaClientConfiguration(bootstrapServers: try service.brokers(), clientID: "payments-command"))
+    configuration.transport = try service.transport(defaultPort: 50051)
+    configuration.rules = PaymentOrderRules(
+      maximumAmountMinor: maximumAmountMinor, knownProviders: Set(providers.isEmpty ? ["sandbox"] : providers))
+    configuration.runsRelay = !noRelay
+    let server = CommandServer(configuration: configuration, logger: logger)
+    try await runUntilSignalled(name: "command service", host: service.host, logger: logger) { onListening in
+      try await server.run(onListening: onListening)
+    }
+  }
+}
