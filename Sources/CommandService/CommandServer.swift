@@ -52,14 +52,16 @@ public struct CommandServer: Sendable {
       logger: logger)
     let producer: KafkaProducer
     do {
-      producer = try KafkaProducer(configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
+      producer = try KafkaProducer(
+        configuration: KafkaProducerConfiguration(client: configuration.kafka), logger: logger)
     } catch {
       await pool.close()
       throw error
     }
     let keys = APIKeyStore(pool: pool, logger: logger)
     let store = PaymentOrderStore(pool: pool, configuration: configuration.store, logger: logger)
-    let relay = OutboxRelay(pool: pool, producer: producer, configuration: configuration.relay, logger: logger)
+    let relay = OutboxRelay(
+      pool: pool, producer: producer, configuration: configuration.relay, logger: logger)
     let health = HealthService()
     health.setStatus(.serving)
     health.setStatus(.serving, forService: Payments_V1_PaymentCommandService.serviceName)
@@ -71,7 +73,8 @@ public struct CommandServer: Sendable {
         try ReflectionService(files: PaymentsDescriptors.files),
       ],
       interceptors: [
-        AuthInterceptor(store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite])
+        AuthInterceptor(
+          store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite])
       ],
       logger: logger)
     let runsRelay = configuration.runsRelay

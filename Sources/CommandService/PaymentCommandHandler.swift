@@ -51,7 +51,8 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
       outcome = try await store.submit(submission)
     } catch {
       throw RPCError(
-        .unavailable, "the payment could not be stored; nothing was accepted, retry with the same idempotency key",
+        .unavailable,
+        "the payment could not be stored; nothing was accepted, retry with the same idempotency key",
         cause: error)
     }
     switch outcome {
@@ -65,7 +66,8 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
     case .keyReused(let paymentID):
       throw RPCError(
         .alreadyExists,
-        "idempotency_key '\(request.idempotencyKey)' was already used for a different request (payment \(paymentID)); use a new key for a new payment")
+        "idempotency_key '\(request.idempotencyKey)' was already used for a different request (payment \(paymentID)); use a new key for a new payment"
+      )
     }
   }
 

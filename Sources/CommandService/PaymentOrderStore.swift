@@ -15,7 +15,9 @@ public struct PaymentSubmission: Sendable {
   /// The order as it will be published, with its new payment ID and acceptance time.
   public var order: Payments_V1_PaymentOrderRecord
 
-  public init(clientID: String, idempotencyKey: String, fingerprint: [UInt8], order: Payments_V1_PaymentOrderRecord) {
+  public init(
+    clientID: String, idempotencyKey: String, fingerprint: [UInt8], order: Payments_V1_PaymentOrderRecord
+  ) {
     self.clientID = clientID
     self.idempotencyKey = idempotencyKey
     self.fingerprint = fingerprint
@@ -91,7 +93,8 @@ public final class PaymentOrderStore: Sendable {
       }
       switch writer {
       case .none:
-        continuation.resume(throwing: PostgresError(code: .poolClosed, message: "the payment store is not running"))
+        continuation.resume(
+          throwing: PostgresError(code: .poolClosed, message: "the payment store is not running"))
       case .some(let writer?):
         writer.resume(returning: [pending])
       case .some(nil):
@@ -157,13 +160,16 @@ public final class PaymentOrderStore: Sendable {
       logger.warning("payment batch failed; writing its orders one by one", metadata: ["error": "\(error)"])
       for pending in batch { await write([pending]) }
     } catch {
-      logger.error("could not store payment orders", metadata: ["error": "\(error)", "count": "\(batch.count)"])
+      logger.error(
+        "could not store payment orders", metadata: ["error": "\(error)", "count": "\(batch.count)"])
       for pending in batch { pending.continuation.resume(throwing: error) }
     }
   }
 
   /// Writes one batch; returns each submission's outcome (or the error that is its outcome).
-  private func store(_ submissions: [PaymentSubmission]) async throws -> [Result<SubmissionOutcome, any Error>] {
+  private func store(_ submissions: [PaymentSubmission]) async throws -> [Result<
+    SubmissionOutcome, any Error
+  >] {
     var values = PostgresQuery(unsafeSQL: "")
     for (index, submission) in submissions.enumerated() {
       let order = submission.order

@@ -320,6 +320,7 @@ private func deliveryReportCallback(
         KafkaDeliveryReport(
           topic: box.topic, partition: message.pointee.partition, offset: message.pointee.offset)))
   } else {
-    box.complete(.failed(KafkaError(code: .delivery, error, context: "record for \(box.topic) not delivered")))
+    box.complete(
+      .failed(KafkaError(code: .delivery, error, context: "record for \(box.topic) not delivered")))
   }
 }

@@ -30,6 +30,8 @@ public enum PaymentID {
   public static func isWellFormed(_ text: String) -> Bool {
     let utf8 = text.utf8
     guard utf8.count == prefix.utf8.count + 32, text.hasPrefix(prefix) else { return false }
-    return utf8.dropFirst(prefix.utf8.count).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    return utf8.dropFirst(prefix.utf8.count).allSatisfy {
+      (0x30...0x39).contains($0) || (0x61...0x66).contains($0)
+    }
   }
 }

@@ -84,7 +84,8 @@ public struct PaymentOrderRules: Sendable {
     }
     for (entryKey, value) in request.metadata.sorted(by: { $0.key < $1.key }) {
       if entryKey.isEmpty || entryKey.count > Self.maximumMetadataKeyLength || entryKey.utf8.contains(0) {
-        add("metadata", "key '\(Self.quoted(entryKey))' must be 1-\(Self.maximumMetadataKeyLength) characters")
+        add(
+          "metadata", "key '\(Self.quoted(entryKey))' must be 1-\(Self.maximumMetadataKeyLength) characters")
       }
       if value.count > Self.maximumMetadataValueLength || value.utf8.contains(0) {
         add(

@@ -35,9 +35,12 @@ struct PageToken: Equatable {
     guard token.utf8.count <= 200 else { return nil }
     var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
     base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
-    guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
+    guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else {
+      return nil
+    }
     let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 4, parts[0] == "v1", let micros = Int64(parts[1]), !parts[2].isEmpty, parts[3].utf8.count == 16
+    guard parts.count == 4, parts[0] == "v1", let micros = Int64(parts[1]), !parts[2].isEmpty,
+      parts[3].utf8.count == 16
     else { return nil }
     self.cursor = .init(
       createdAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), paymentID: String(parts[2]))

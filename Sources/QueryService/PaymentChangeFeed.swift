@@ -64,7 +64,8 @@ public final class PaymentChangeFeed: Sendable {
         }
       } catch {
         if Task.isCancelled { return }
-        logger.warning("payment change listener failed; waking waiters every second", metadata: ["error": "\(error)"])
+        logger.warning(
+          "payment change listener failed; waking waiters every second", metadata: ["error": "\(error)"])
       }
       ringAll()
       try? await Task.sleep(for: .seconds(1))

@@ -34,7 +34,9 @@ public struct PaymentProjection: Sendable {
           while !Task.isCancelled {
             try await Task.sleep(for: commitInterval)
             if stored.value.exchange(false, ordering: .relaxed) {
-              do { try await consumer.commit() } catch { logger.warning("offset commit failed", metadata: ["error": "\(error)"]) }
+              do { try await consumer.commit() } catch {
+                logger.warning("offset commit failed", metadata: ["error": "\(error)"])
+              }
             }
           }
         }
@@ -100,12 +102,17 @@ public struct PaymentProjection: Sendable {
     } catch {
       logger.error(
         "skipping a record that does not decode",
-        metadata: ["topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)", "error": "\(error)"])
+        metadata: [
+          "topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",
+          "error": "\(error)",
+        ])
       return nil
     }
     logger.error(
       "skipping a record without payment ID, client or version",
-      metadata: ["topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)"])
+      metadata: [
+        "topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",
+      ])
     return nil
   }
 }

@@ -77,7 +77,8 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
               guard let current else { return nil }
               throw RPCError(
                 .deadlineExceeded,
-                "\(name) is at version \(current.version); version \(request.minVersion) did not arrive in time")
+                "\(name) is at version \(current.version); version \(request.minVersion) did not arrive in time"
+              )
             }
             await doorbell.wait(upTo: min(deadline - now, configuration.safetyPollInterval))
             try Task.checkCancellation()
@@ -130,7 +131,8 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
       throw RPCError(.invalidArgument, "invalid ListPaymentsRequest: " + violations.joined(separator: "; "))
     }
     let pageSize =
-      request.pageSize == 0 ? configuration.defaultPageSize : min(Int(request.pageSize), configuration.maximumPageSize)
+      request.pageSize == 0
+      ? configuration.defaultPageSize : min(Int(request.pageSize), configuration.maximumPageSize)
     let rows: [(payment: Payments_V1_Payment, cursor: PaymentReadModel.Cursor)]
     do {
       rows = try await readModel.list(clientID: client, filter: filter, after: cursor, limit: pageSize + 1)
@@ -194,7 +196,8 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
   private static func checkPaymentID(_ id: String, field: String) throws {
     if id.isEmpty { throw RPCError(.invalidArgument, "\(field) is required") }
     guard PaymentID.isWellFormed(id) else {
-      throw RPCError(.invalidArgument, "\(field) '\(id.prefix(40))' is not a payment ID (pay_ and 32 hex digits)")
+      throw RPCError(
+        .invalidArgument, "\(field) '\(id.prefix(40))' is not a payment ID (pay_ and 32 hex digits)")
     }
   }
 }

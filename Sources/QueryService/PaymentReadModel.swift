@@ -85,14 +85,17 @@ public struct PaymentReadModel: Sendable {
   public func list(
     clientID: String, filter: ListFilter, after cursor: Cursor?, limit: Int
   ) async throws -> [(payment: Payments_V1_Payment, cursor: Cursor)] {
-    var query: PostgresQuery = "SELECT payment, created_at, payment_id FROM query.payments WHERE client_id = \(clientID)"
+    var query: PostgresQuery =
+      "SELECT payment, created_at, payment_id FROM query.payments WHERE client_id = \(clientID)"
     if !filter.statuses.isEmpty {
       let list = "{" + filter.statuses.map(String.init).joined(separator: ",") + "}"
       query.append(" AND status = ANY(\(list)::integer[])")
     }
     if let after = filter.createdAfter { query.append(" AND created_at > \(after)") }
     if let before = filter.createdBefore { query.append(" AND created_at < \(before)") }
-    if let cursor { query.append(" AND (created_at, payment_id) < (\(cursor.createdAt), \(cursor.paymentID))") }
+    if let cursor {
+      query.append(" AND (created_at, payment_id) < (\(cursor.createdAt), \(cursor.paymentID))")
+    }
     query.append(" ORDER BY created_at DESC, payment_id DESC LIMIT \(limit)")
     return try await pool.query(query).map { row in
       (

@@ -57,7 +57,8 @@ public struct QueryServer: Sendable {
           try ReflectionService(files: PaymentsDescriptors.files),
         ],
         interceptors: [
-          AuthInterceptor(store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead])
+          AuthInterceptor(
+            store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead])
         ],
         logger: logger)
       try await withThrowingTaskGroup(of: Void.self) { group in

@@ -149,7 +149,10 @@ public final class APIKeyStore: Sendable {
       guard let found = try rows.singleRow() else { return nil }
       row = KeyRow(
         clientID: try found.decode(String.self, at: 0), hash: try found.decode([UInt8].self, at: 1),
-        scopes: Set(try found.decode(String.self, at: 2).split(separator: ",").compactMap { APIScope(rawValue: String($0)) }),
+        scopes: Set(
+          try found.decode(String.self, at: 2).split(separator: ",").compactMap {
+            APIScope(rawValue: String($0))
+          }),
         revoked: try found.decode(Bool.self, at: 3))
       cache.withLock { cache in
         // A change notified while the row was read must not be overwritten by the older read.
@@ -173,7 +176,8 @@ public final class APIKeyStore: Sendable {
         }
       } catch {
         if !Task.isCancelled {
-          logger.warning("API key change listener failed; caching off until it is back", metadata: ["error": "\(error)"])
+          logger.warning(
+            "API key change listener failed; caching off until it is back", metadata: ["error": "\(error)"])
         }
       }
       cache.withLock { cache in

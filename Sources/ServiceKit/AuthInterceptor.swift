@@ -49,7 +49,8 @@ public struct AuthInterceptor: ServerInterceptor {
     guard client.scopes.contains(scope) else {
       throw RPCError(
         .permissionDenied,
-        "the API key of client '\(client.clientID)' lacks the '\(scope.rawValue)' scope that \(context.method.service) requires")
+        "the API key of client '\(client.clientID)' lacks the '\(scope.rawValue)' scope that \(context.method.service) requires"
+      )
     }
     try await AuthenticatedClient.$current.withValue(client) { try await next(context) }
   }

@@ -81,9 +81,8 @@ public struct OutboxRelay: Sendable {
               try await Task.sleep(for: configuration.failureBackoff)
               continue
             }
-          } catch is CancellationError {
-            return
           } catch {
+            if Task.isCancelled { return }
             logger.warning("outbox batch failed", metadata: ["outbox": "\(table)", "error": "\(error)"])
             try? await Task.sleep(for: configuration.failureBackoff)
             continue
@@ -135,14 +134,18 @@ public struct OutboxRelay: Sendable {
       if !published.isEmpty {
         let list = "{" + published.map(String.init).joined(separator: ",") + "}"
         try await connection.execute(
-          PostgresQuery(unsafeSQL: "UPDATE \(table) SET published_at = now() WHERE id = ANY($1::bigint[])", binds: [
-            .text(list, .text)
-          ]))
+          PostgresQuery(
+            unsafeSQL: "UPDATE \(table) SET published_at = now() WHERE id = ANY($1::bigint[])",
+            binds: [
+              .text(list, .text)
+            ]))
       }
       if let firstError {
         logger.warning(
           "Kafka refused outbox records; they stay pending",
-          metadata: ["outbox": "\(table)", "failed": "\(ids.count - published.count)", "error": "\(firstError)"])
+          metadata: [
+            "outbox": "\(table)", "failed": "\(ids.count - published.count)", "error": "\(firstError)",
+          ])
       }
       return .published(published.count, failed: ids.count - published.count)
     }
@@ -159,7 +162,9 @@ public struct OutboxRelay: Sendable {
         }
       } catch {
         if Task.isCancelled { return }
-        logger.warning("outbox listener failed; sweeping every second", metadata: ["outbox": "\(table)", "error": "\(error)"])
+        logger.warning(
+          "outbox listener failed; sweeping every second",
+          metadata: ["outbox": "\(table)", "error": "\(error)"])
       }
       doorbell.ring()
       try? await Task.sleep(for: .seconds(1))

@@ -5,11 +5,13 @@ public enum SHA256 {
   /// The 32-byte SHA-256 digest of `bytes`.
   public static func hash(_ bytes: some Collection<UInt8>) -> [UInt8] {
     var digest = [UInt8](repeating: 0, count: 32)
-    let ok = bytes.withContiguousStorageIfAvailable { buffer in
-      EVP_Digest(buffer.baseAddress, buffer.count, &digest, nil, EVP_sha256(), nil)
-    } ?? Array(bytes).withUnsafeBufferPointer { buffer in
-      EVP_Digest(buffer.baseAddress, buffer.count, &digest, nil, EVP_sha256(), nil)
-    }
+    let ok =
+      bytes.withContiguousStorageIfAvailable { buffer in
+        EVP_Digest(buffer.baseAddress, buffer.count, &digest, nil, EVP_sha256(), nil)
+      }
+      ?? Array(bytes).withUnsafeBufferPointer { buffer in
+        EVP_Digest(buffer.baseAddress, buffer.count, &digest, nil, EVP_sha256(), nil)
+      }
     precondition(ok == 1, "EVP_Digest(SHA-256) failed")
     return digest
   }

@@ -25,10 +25,12 @@ struct CommandCommand: AsyncParsableCommand {
   func run() async throws {
     let logger = try service.logger("payments.command")
     var configuration = CommandServer.Configuration(
-      databaseURL: try service.database(), kafka: KafkaClientConfiguration(bootstrapServers: try service.brokers(), clientID: "payments-command"))
+      databaseURL: try service.database(),
+      kafka: KafkaClientConfiguration(bootstrapServers: try service.brokers(), clientID: "payments-command"))
     configuration.transport = try service.transport(defaultPort: 50051)
     configuration.rules = PaymentOrderRules(
-      maximumAmountMinor: maximumAmountMinor, knownProviders: Set(providers.isEmpty ? ["sandbox"] : providers))
+      maximumAmountMinor: maximumAmountMinor, knownProviders: Set(providers.isEmpty ? ["sandbox"] : providers)
+    )
     configuration.runsRelay = !noRelay
     let server = CommandServer(configuration: configuration, logger: logger)
     try await runUntilSignalled(name: "command service", host: service.host, logger: logger) { onListening in

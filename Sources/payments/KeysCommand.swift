@@ -57,7 +57,8 @@ struct KeysCommand: AsyncParsableCommand {
       for name in scopes.split(separator: ",") {
         guard let scope = APIScope(rawValue: String(name)) else {
           throw ValidationError(
-            "--scopes: '\(name)' is not a scope (known: \(APIScope.allCases.map(\.rawValue).joined(separator: ", ")))")
+            "--scopes: '\(name)' is not a scope (known: \(APIScope.allCases.map(\.rawValue).joined(separator: ", ")))"
+          )
         }
         result.insert(scope)
       }

@@ -42,7 +42,8 @@ struct ServiceOptions: ParsableArguments {
   }
 
   func brokers() throws -> [String] {
-    guard let list = kafkaBrokers ?? ProcessInfoEnvironment.value("PAYMENTS_KAFKA_BROKERS"), !list.isEmpty else {
+    guard let list = kafkaBrokers ?? ProcessInfoEnvironment.value("PAYMENTS_KAFKA_BROKERS"), !list.isEmpty
+    else {
       throw ValidationError("no Kafka: pass --kafka-brokers or set PAYMENTS_KAFKA_BROKERS")
     }
     return list.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }
@@ -65,7 +66,8 @@ struct ServiceOptions: ParsableArguments {
 
   func logger(_ label: String) throws -> Logger {
     guard let level = Logger.Level(rawValue: logLevel) else {
-      throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+      throw ValidationError(
+        "--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
     }
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
     var logger = Logger(label: label)

@@ -1,0 +1,155 @@
+import Foundation
+import Kafka
+import PaymentsCore
+import PaymentsProto
+import PaymentsTestSupport
+import Postgres
+import ProtobufRuntime
+import QueryService
+import RPCCore
+import ServiceKit
+import Synchronization
+import Testing
+
+@Suite("Outbox relay")
+struct OutboxRelayTests {
+  struct Stop: Error {}
+
+  /// Submits `count` payments and returns their IDs.
+  func submit(_ count: Int, on platform: Platform) async throws -> [String] {
+    let client = platform.commandClient(try await platform.key())
+    defer { client.close() }
+    var ids: [String] = []
+    for index in 0..<count {
+      ids.append(
+        try await client.client.submitPayment(validRequest(key: "relay-\(index)"), metadata: client.metadata)
+          .payment!.paymentID)
+    }
+    return ids
+  }
+
+  func relay(
+    _ platform: Platform, _ producer: KafkaProducer, batchSize: Int = 500, sweep: Duration = .seconds(30),
+    afterPublish: @escaping @Sendable ([Int64]) async throws -> Void = { _ in }
+  ) -> OutboxRelay {
+    var configuration = OutboxRelay.Configuration(schema: "command")
+    configuration.batchSize = batchSize
+    configuration.sweepInterval = sweep
+    return OutboxRelay(
+      pool: platform.pool, producer: producer, configuration: configuration, logger: quietLogger("relay"),
+      afterPublish: afterPublish)
+  }
+
+  @Test("publishes each order with key, headers and protobuf value, then marks it")
+  func publishes() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      let ids = try await submit(5, on: platform)
+      let producer = try platform.producer()
+      let outcome = try await relay(platform, producer).relayBatch()
+      #expect(outcome == .published(5, failed: 0))
+      let records = try await readTopic(platform.cluster, PaymentsTopic.orders, atLeast: 5)
+      #expect(records.count == 5)
+      for record in records {
+        let order = try Payments_V1_PaymentOrderRecord(serializedBytes: record.value)
+        #expect(record.key == Array(order.paymentID.utf8))
+        #expect(record.header("event-type") == Array("payments.v1.PaymentOrderRecord".utf8))
+        #expect(record.header("content-type") == Array("application/x-protobuf".utf8))
+        #expect(order.clientID == "client-a")
+      }
+      #expect(Set(records.map { String(decoding: $0.key ?? [], as: UTF8.self) }) == Set(ids))
+      let pending = try await platform.pool.query(
+        "SELECT count(*) FROM command.outbox WHERE published_at IS NULL")
+      #expect(try pending[0].decode(Int64.self, at: 0) == 0)
+      #expect(try await relay(platform, producer).relayBatch() == .published(0, failed: 0))
+      await producer.close()
+    }
+  }
+
+  @Test("a relay stopped after publishing and before marking: after restart every order is there")
+  func crashBetweenPublishAndMark() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      let ids = try await submit(12, on: platform)
+      let producer = try platform.producer()
+      // The first relay publishes a batch of 5 and dies before it can mark them.
+      let published = Mutex<[Int64]>([])
+      let crashing = relay(platform, producer, batchSize: 5) { batch in
+        published.withLock { $0 = batch }
+        throw Stop()
+      }
+      await #expect(throws: Stop.self) { try await crashing.relayBatch() }
+      #expect(published.withLock { $0.count } == 5)
+      let pending = try await platform.pool.query(
+        "SELECT count(*) FROM command.outbox WHERE published_at IS NULL")
+      #expect(try pending[0].decode(Int64.self, at: 0) == 12)
+
+      // A new relay (the restarted process) runs until the outbox is empty.
+      let restarted = relay(platform, producer, batchSize: 5)
+      while case .published(let count, _) = try await restarted.relayBatch(), count > 0 {}
+
+      let records = try await readTopic(platform.cluster, PaymentsTopic.orders, atLeast: 17)
+      let keys = records.map { String(decoding: $0.key ?? [], as: UTF8.self) }
+      #expect(Set(keys) == Set(ids), "every order is on the topic")
+      #expect(records.count == 17, "the 5 unmarked orders were published twice, the rest once")
+      let remaining = try await platform.pool.query(
+        "SELECT count(*) FROM command.outbox WHERE published_at IS NULL")
+      #expect(try remaining[0].decode(Int64.self, at: 0) == 0)
+      await producer.close()
+    }
+  }
+
+  @Test("two relays on one outbox: one publishes at a time, per-key order holds")
+  func twoRelays() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      // Rows of the same key, in order: as a dispatcher writes a payment's events.
+      for sequence in 0..<60 {
+        try await platform.pool.execute(
+          """
+          INSERT INTO command.outbox (topic, message_key, payload, event_type)
+          VALUES ('payments.orders.v1', \("key-\(sequence % 3)"), \(Array(String(sequence).utf8)), 'test')
+          """)
+      }
+      let producer = try platform.producer()
+      let first = relay(platform, producer, batchSize: 7)
+      let second = relay(platform, producer, batchSize: 7)
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for relay in [first, second] {
+          group.addTask {
+            while true {
+              let outcome = try await relay.relayBatch()
+              if outcome == .published(0, failed: 0) { return }
+            }
+          }
+        }
+        try await group.waitForAll()
+      }
+      let records = try await readTopic(platform.cluster, PaymentsTopic.orders, atLeast: 60)
+      #expect(records.count == 60, "no row published twice without a crash")
+      for key in ["key-0", "key-1", "key-2"] {
+        let values = records.filter { $0.key == Array(key.utf8) }.sorted { $0.offset < $1.offset }
+          .map { Int(String(decoding: $0.value, as: UTF8.self))! }
+        #expect(values == values.sorted(), "\(key) in order")
+        #expect(values.count == 20)
+      }
+      await producer.close()
+    }
+  }
+
+  @Test("the running relay wakes on NOTIFY, not on its sweep timer")
+  func wakesOnNotify() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      let producer = try platform.producer()
+      // A sweep of an hour: only the notification can wake it.
+      let relay = relay(platform, producer, sweep: .seconds(3600))
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await relay.run() }
+        try await Task.sleep(for: .milliseconds(500))  // it has swept the empty outbox and sleeps
+        let ids = try await submit(3, on: platform)
+        let records = try await readTopic(
+          platform.cluster, PaymentsTopic.orders, atLeast: 3, timeout: .seconds(10))
+        #expect(Set(records.map { String(decoding: $0.key ?? [], as: UTF8.self) }) == Set(ids))
+        group.cancelAll()
+      }
+      await producer.close()
+    }
+  }
+}

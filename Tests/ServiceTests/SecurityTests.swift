@@ -1,0 +1,154 @@
+import Foundation
+import PaymentsProto
+import PaymentsTestSupport
+import Postgres
+import ProtobufRuntime
+import QueryService
+import RPCCore
+import ServiceKit
+import Testing
+
+@Suite("Authentication and authorization")
+struct SecurityTests {
+  @Test("no key, a malformed key, an unknown key, a wrong secret: UNAUTHENTICATED")
+  func badKeys() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false)) { platform in
+      let good = try await platform.key()
+      let keyID = try #require(APIKey.keyID(ofToken: good))
+      let forged = "pk_\(keyID)_" + String(repeating: "A", count: 43)
+      for token in [nil, "not-a-key", APIKey.generate().token, forged] {
+        let client = platform.commandClient(token)
+        defer { client.close() }
+        let error = await rpcError {
+          try await client.client.submitPayment(validRequest(), metadata: client.metadata)
+        }
+        #expect(error?.code == .unauthenticated, "\(token ?? "no key")")
+      }
+      // The scheme must be Bearer.
+      let basic = AuthorizedClient(port: platform.commandPort, token: nil) {
+        Payments_V1_PaymentCommandService.Client($0)
+      }
+      defer { basic.close() }
+      let error = await rpcError {
+        try await basic.client.submitPayment(validRequest(), metadata: [("authorization", "Basic \(good)")])
+      }
+      #expect(error?.code == .unauthenticated)
+      let count = try await platform.pool.query("SELECT count(*) FROM command.payments")
+      #expect(try count[0].decode(Int64.self, at: 0) == 0)
+    }
+  }
+
+  @Test("a revoked key stops working")
+  func revokedKey() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false)) { platform in
+      let token = try await platform.key()
+      let client = platform.commandClient(token)
+      defer { client.close() }
+      _ = try await client.client.submitPayment(validRequest(), metadata: client.metadata)  // cached now
+      #expect(try await platform.keys.revoke(token))
+      // Another process revoked it: the service hears of it through NOTIFY within moments.
+      try await eventually(timeout: .seconds(5)) {
+        do {
+          _ = try await client.client.submitPayment(validRequest(), metadata: client.metadata)
+          return false
+        } catch let error as RPCError {
+          return error.code == .unauthenticated
+        }
+      }
+      #expect(try await platform.keys.revoke(token) == false, "revoking twice reports nothing revoked")
+    }
+  }
+
+  @Test("a read-only key cannot submit; a write-only key cannot read")
+  func scopes() async throws {
+    try await withPlatform { platform in
+      let reader = platform.commandClient(try await platform.key(scopes: [.paymentsRead]))
+      defer { reader.close() }
+      let error = await rpcError {
+        try await reader.client.submitPayment(validRequest(), metadata: reader.metadata)
+      }
+      #expect(error?.code == .permissionDenied)
+      #expect(error?.message.contains("payments.write") == true)
+
+      let writerToken = try await platform.key(scopes: [.paymentsWrite])
+      let writer = platform.queryClient(writerToken)
+      defer { writer.close() }
+      let readError = await rpcError {
+        try await writer.client.getPayment(
+          .with { $0.lookup = .paymentID(PaymentIDs.example) }, metadata: writer.metadata)
+      }
+      #expect(readError?.code == .permissionDenied)
+      #expect(readError?.message.contains("payments.read") == true)
+    }
+  }
+
+  @Test("client A cannot see client B's payment: NOT_FOUND, as if it did not exist")
+  func isolation() async throws {
+    var options = PlatformOptions()
+    options.query.watchNotFoundGrace = .milliseconds(300)
+    try await withPlatform(options) { platform in
+      let tokenB = try await platform.key(client: "client-b")
+      let submitB = platform.commandClient(tokenB)
+      defer { submitB.close() }
+      let payment = try await submitB.client.submitPayment(
+        validRequest(key: "b-1"), metadata: submitB.metadata
+      ).payment!
+      let readB = platform.queryClient(tokenB)
+      defer { readB.close() }
+      // B reads its own payment (waiting for the projection).
+      let own = try await readB.client.getPayment(
+        .with {
+          $0.lookup = .paymentID(payment.paymentID)
+          $0.minVersion = 1
+        }, metadata: readB.metadata)
+      #expect(own.paymentID == payment.paymentID)
+
+      let readA = platform.queryClient(try await platform.key(client: "client-a"))
+      defer { readA.close() }
+      let byID = await rpcError {
+        try await readA.client.getPayment(
+          .with { $0.lookup = .paymentID(payment.paymentID) }, metadata: readA.metadata)
+      }
+      #expect(byID?.code == .notFound)
+      let byKey = await rpcError {
+        try await readA.client.getPayment(
+          .with { $0.lookup = .idempotencyKey("b-1") }, metadata: readA.metadata)
+      }
+      #expect(byKey?.code == .notFound)
+      let list = try await readA.client.listPayments(.init(), metadata: readA.metadata)
+      #expect(list.payments.isEmpty)
+      let watch = await rpcError {
+        try await readA.client.watchPayment(
+          .with { $0.paymentID = payment.paymentID }, metadata: readA.metadata
+        ) {
+          stream in
+          for try await _ in stream {}
+        }
+      }
+      #expect(watch?.code == .notFound)
+      // The same answer as for an ID nobody has.
+      let unknown = await rpcError {
+        try await readA.client.getPayment(
+          .with { $0.lookup = .paymentID(PaymentIDs.example) }, metadata: readA.metadata)
+      }
+      #expect(unknown?.code == byID?.code)
+      #expect(
+        unknown?.message.replacingOccurrences(of: PaymentIDs.example, with: "")
+          == byID?.message.replacingOccurrences(of: payment.paymentID, with: ""))
+    }
+  }
+
+  @Test("health and reflection need no key")
+  func openServices() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false)) { platform in
+      let output = try await PythonPeer.run(
+        "interop/payments_client.py", ["--command", "127.0.0.1:\(platform.commandPort)", "--only", "health"])
+      #expect(output.contains("health SERVING"))
+    }
+  }
+}
+
+enum PaymentIDs {
+  /// A well-formed payment ID that no test creates.
+  static let example = "pay_0190000000007000800000000000000a"
+}
