@@ -6,6 +6,8 @@
 //   (`cd Benchmarks && swift run -c release ProtobufBenchmark`).
 // - EchoServerOurs / EchoServerGRPCSwift: the same unary method served by our gRPC stack and by
 //   grpc-swift-2, driven with h2load by tools/benchmark-grpc.
+// - PaymentsLoad: SubmitPayment and GetPayment load against running services
+//   (tools/benchmark-payments).
 
 import PackageDescription
 
@@ -45,6 +47,14 @@ let package = Package(
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
+    .executableTarget(
+      name: "PaymentsLoad",
+      dependencies: [
+        .product(name: "PaymentsProto", package: "payments"),
+        .product(name: "RPCCore", package: "payments"),
+        .product(name: "RPCTransportHTTP2", package: "payments"),
+        .product(name: "Logging", package: "swift-log"),
       ]),
   ]
 )

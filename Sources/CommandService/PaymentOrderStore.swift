@@ -170,25 +170,21 @@ public final class PaymentOrderStore: Sendable {
   private func store(_ submissions: [PaymentSubmission]) async throws -> [Result<
     SubmissionOutcome, any Error
   >] {
-    var values = PostgresQuery(unsafeSQL: "")
-    for (index, submission) in submissions.enumerated() {
-      let order = submission.order
-      let acceptedAt = order.acceptedAt?.date ?? Date()
-      if index > 0 { values.append(", ") }
-      values.append(
-        """
-        (\(order.paymentID), \(submission.clientID), \(submission.idempotencyKey), \(submission.fingerprint),
-         \(order.amount?.currency ?? ""), \(order.amount?.amountMinor ?? 0), \(order.payer?.accountID ?? ""),
-         \(order.payee?.accountID ?? ""), \(order.provider), \(order.serializedBytes()), \(acceptedAt))
-        """)
-    }
-    var statement: PostgresQuery = """
-      WITH input (payment_id, client_id, idempotency_key, fingerprint, currency, amount_minor,
-                  payer_account_id, payee_account_id, provider, order_record, created_at) AS (VALUES 
-      """
-    statement.append(values)
-    statement.append(
-      """
+    let orders = submissions.map(\.order)
+    // One fixed statement text for every batch size: the server plans it once per connection.
+    let statement: PostgresQuery = """
+      WITH input AS (
+        SELECT * FROM unnest(
+          \(PostgresArray(orders.map(\.paymentID)))::text[], \(PostgresArray(submissions.map(\.clientID)))::text[],
+          \(PostgresArray(submissions.map(\.idempotencyKey)))::text[], \(PostgresArray(submissions.map(\.fingerprint)))::bytea[],
+          \(PostgresArray(orders.map { $0.amount?.currency ?? "" }))::text[],
+          \(PostgresArray(orders.map { $0.amount?.amountMinor ?? 0 }))::bigint[],
+          \(PostgresArray(orders.map { $0.payer?.accountID ?? "" }))::text[],
+          \(PostgresArray(orders.map { $0.payee?.accountID ?? "" }))::text[],
+          \(PostgresArray(orders.map(\.provider)))::text[], \(PostgresArray(orders.map { $0.serializedBytes() }))::bytea[],
+          \(PostgresArray(orders.map { $0.acceptedAt?.date ?? Date() }))::timestamptz[]
+        ) AS t (payment_id, client_id, idempotency_key, fingerprint, currency, amount_minor,
+                payer_account_id, payee_account_id, provider, order_record, created_at)
       ), claimed AS (
         INSERT INTO command.idempotency_keys (client_id, idempotency_key, fingerprint, payment_id, created_at)
         SELECT client_id, idempotency_key, fingerprint, payment_id, created_at FROM input
@@ -208,23 +204,20 @@ public final class PaymentOrderStore: Sendable {
         RETURNING id
       )
       SELECT payment_id FROM claimed
-      """)
+      """
     let claimed = Set(try await pool.query(statement).map { try $0.decode(String.self, at: 0) })
 
     // The rest lost to an earlier submission with the same key (committed by now).
     let losers = submissions.filter { !claimed.contains($0.order.paymentID) }
     var earlier: [String: (fingerprint: [UInt8], order: [UInt8])] = [:]
     if !losers.isEmpty {
-      var lookup: PostgresQuery = """
+      let lookup: PostgresQuery = """
         SELECT k.client_id, k.idempotency_key, k.fingerprint, p.order_record
         FROM command.idempotency_keys k JOIN command.payments p USING (payment_id)
         WHERE (k.client_id, k.idempotency_key) IN (
+          SELECT * FROM unnest(\(PostgresArray(losers.map(\.clientID)))::text[],
+                               \(PostgresArray(losers.map(\.idempotencyKey)))::text[]))
         """
-      for (index, loser) in losers.enumerated() {
-        if index > 0 { lookup.append(", ") }
-        lookup.append("(\(loser.clientID), \(loser.idempotencyKey))")
-      }
-      lookup.append(")")
       for row in try await pool.query(lookup) {
         let scope = Self.scope(try row.decode(String.self, at: 0), try row.decode(String.self, at: 1))
         earlier[scope] = (try row.decode([UInt8].self, at: 2), try row.decode([UInt8].self, at: 3))

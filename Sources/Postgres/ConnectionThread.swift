@@ -126,6 +126,10 @@ final class ConnectionHandle {
   var watchSocket = false
   /// Receives the server's notices (kept alive as long as the connection).
   var noticeSink: NoticeSink?
+  /// Server-side prepared statements of this connection, by SQL text.
+  var preparedStatements: [String: String] = [:]
+  /// The most statements a connection prepares; further distinct statements run unprepared.
+  static let preparedStatementLimit = 200
 
   var idleSocket: Int32 {
     guard watchSocket, let connection else { return -1 }

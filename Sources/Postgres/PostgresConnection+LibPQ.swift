@@ -121,8 +121,12 @@ extension PostgresConnection {
     if script {
       result = PQexec(connection, query.sql)
     } else {
+      let name = try preparedName(query, connection, handle, shared)
       result = try withParameters(query.binds) { types, values, lengths, formats in
-        PQexecParams(
+        if let name {
+          return PQexecPrepared(connection, name, Int32(query.binds.count), values, lengths, formats, 0)
+        }
+        return PQexecParams(
           connection, query.sql, Int32(query.binds.count), types, values, lengths, formats, 0)
       }
     }
@@ -158,6 +162,44 @@ extension PostgresConnection {
         code: .invalidUsage,
         message: "unsupported result status \(String(cString: PQresStatus(PQresultStatus(result))))")
     }
+  }
+
+  /// The name of the server-side prepared statement for `query`'s SQL, preparing it on first use,
+  /// so that the server parses and plans each distinct statement once per connection. `nil` when
+  /// the connection's cache is full (the statement then runs unprepared).
+  private static func preparedName(
+    _ query: PostgresQuery, _ connection: OpaquePointer, _ handle: ConnectionHandle, _ shared: SharedState
+  ) throws -> String? {
+    if let name = handle.preparedStatements[query.sql] { return name }
+    guard handle.preparedStatements.count < ConnectionHandle.preparedStatementLimit else { return nil }
+    let name = "payments_\(handle.preparedStatements.count)"
+    let types = query.binds.map { Oid($0.type.rawValue) }
+    let result = PQprepare(connection, name, query.sql, Int32(types.count), types)
+    defer { PQclear(result) }
+    guard let result, PQresultStatus(result) == PGRES_COMMAND_OK else {
+      guard let result else {
+        let message = errorMessage(connection)
+        if PQstatus(connection) == CONNECTION_BAD {
+          markBroken(handle, shared: shared, message: message)
+          throw PostgresError(code: .connectionLost, message: message)
+        }
+        throw PostgresError(code: .server, message: message)
+      }
+      let error = serverError(result, connection)
+      if PQstatus(connection) == CONNECTION_BAD {
+        markBroken(handle, shared: shared, message: error.message)
+        var lost = error
+        lost.code = .connectionLost
+        throw lost
+      }
+      let transactionStatus = PQtransactionStatus(connection)
+      shared.values.withLock {
+        $0.idleInTransaction = transactionStatus == PQTRANS_INTRANS || transactionStatus == PQTRANS_INERROR
+      }
+      throw error
+    }
+    handle.preparedStatements[query.sql] = name
+    return name
   }
 
   private static func rows(of result: OpaquePointer) -> PostgresRows {

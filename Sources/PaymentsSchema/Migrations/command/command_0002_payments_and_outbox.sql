@@ -10,9 +10,10 @@ CREATE TABLE command.idempotency_keys (
   PRIMARY KEY (client_id, idempotency_key)
 );
 
--- Accepted payment orders, the command side's write model.
+-- Accepted payment orders, the command side's write model. Each row is written in the same
+-- statement as its idempotency record (no foreign key: it would only re-check that statement).
 CREATE TABLE command.payments (
-  payment_id       text PRIMARY KEY REFERENCES command.idempotency_keys (payment_id),
+  payment_id       text PRIMARY KEY,
   client_id        text NOT NULL,
   idempotency_key  text NOT NULL,
   currency         text NOT NULL,
