@@ -49,7 +49,7 @@ public enum SubmissionOutcome: Sendable, Equatable {
 public final class PaymentOrderStore: Sendable {
   public struct Configuration: Sendable {
     /// Batches written at the same time (each on its own connection).
-    public var concurrentBatches: Int = 4
+    public var concurrentBatches: Int = 2
     /// The most submissions in one batch.
     public var maximumBatchSize: Int = 128
     public init() {}

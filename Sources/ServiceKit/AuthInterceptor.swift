@@ -30,10 +30,9 @@ public struct AuthInterceptor: ServerInterceptor {
     guard let header = context.metadata["authorization"] else {
       throw RPCError(.unauthenticated, "missing 'authorization: Bearer <api key>' header")
     }
-    guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+    guard let token = Self.bearerToken(header) else {
       throw RPCError(.unauthenticated, "the authorization header must be 'Bearer <api key>'")
     }
-    let token = String(header.dropFirst(7)).trimmingSpaces()
     let client: AuthenticatedClient?
     do {
       client = try await store.authenticate(token: token)
@@ -56,8 +55,18 @@ public struct AuthInterceptor: ServerInterceptor {
   }
 }
 
-extension String {
-  fileprivate func trimmingSpaces() -> String {
-    String(self.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+extension AuthInterceptor {
+  /// The token of `Bearer <token>` (scheme case-insensitive, spaces around the token ignored).
+  static func bearerToken(_ header: String) -> String? {
+    let bytes = Array(header.utf8)
+    let scheme = Array("bearer ".utf8)
+    guard bytes.count > scheme.count else { return nil }
+    for index in scheme.indices where bytes[index] | 0x20 != scheme[index] | 0x20 { return nil }
+    var start = scheme.count
+    var end = bytes.count
+    while start < end, bytes[start] == UInt8(ascii: " ") { start += 1 }
+    while end > start, bytes[end - 1] == UInt8(ascii: " ") { end -= 1 }
+    guard start < end else { return nil }
+    return String(decoding: bytes[start..<end], as: UTF8.self)
   }
 }

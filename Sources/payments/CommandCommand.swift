@@ -19,6 +19,15 @@ struct CommandCommand: AsyncParsableCommand {
     help: "A provider name requests may route to (repeatable). Default: sandbox.")
   var providers: [String] = []
 
+  @Option(help: "Batches of payment orders written at the same time (group commit).")
+  var batchWriters: Int = PaymentOrderStore.Configuration().concurrentBatches
+
+  @Option(help: "The most payment orders in one batch.")
+  var maximumBatchSize: Int = PaymentOrderStore.Configuration().maximumBatchSize
+
+  @Option(help: "PostgreSQL connections of this instance.")
+  var databaseConnections: Int = 16
+
   @Flag(help: "Do not run an outbox relay in this instance.")
   var noRelay = false
 
@@ -32,6 +41,14 @@ struct CommandCommand: AsyncParsableCommand {
       maximumAmountMinor: maximumAmountMinor, knownProviders: Set(providers.isEmpty ? ["sandbox"] : providers)
     )
     configuration.runsRelay = !noRelay
+    guard batchWriters >= 1, maximumBatchSize >= 1, databaseConnections >= batchWriters + 2 else {
+      throw ValidationError(
+        "--batch-writers and --maximum-batch-size must be at least 1, and --database-connections at least --batch-writers + 2"
+      )
+    }
+    configuration.store.concurrentBatches = batchWriters
+    configuration.store.maximumBatchSize = maximumBatchSize
+    configuration.databaseConnections = databaseConnections
     let server = CommandServer(configuration: configuration, logger: logger)
     try await runUntilSignalled(name: "command service", host: service.host, logger: logger) { onListening in
       try await server.run(onListening: onListening)

@@ -24,7 +24,9 @@ func transports(_ address: String, count: Int) throws -> [HTTP2ClientTransport] 
   let (host, port) = try endpoint(address)
   var logger = Logger(label: "load")
   logger.logLevel = .error
-  return (0..<count).map { _ in HTTP2ClientTransport(configuration: .init(host: host, port: port), logger: logger) }
+  return (0..<count).map { _ in
+    HTTP2ClientTransport(configuration: .init(host: host, port: port), logger: logger)
+  }
 }
 
 func request(_ index: Int, run: String) -> Payments_V1_SubmitPaymentRequest {
@@ -64,7 +66,8 @@ final class Recorder: Sendable {
 
 /// Runs `concurrency` loops of `call` for `seconds`; each loop's calls are sequential.
 func drive(
-  concurrency: Int, seconds: Double, recorder: Recorder, _ call: @escaping @Sendable (Int, Int) async throws -> Void
+  concurrency: Int, seconds: Double, recorder: Recorder,
+  _ call: @escaping @Sendable (Int, Int) async throws -> Void
 ) async {
   let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
   await withTaskGroup(of: Void.self) { group in
@@ -76,7 +79,8 @@ func drive(
           do {
             try await call(worker, index)
             let elapsed = ContinuousClock.now - start
-            recorder.success(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            recorder.success(
+              Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
           } catch {
             recorder.failure(error)
           }
@@ -119,14 +123,17 @@ case "get":
   let seconds = Double(arguments[6])!
   let connections = arguments.count > 7 ? Int(arguments[7])! : max(1, concurrency / 16)
   let metadata: Metadata = [("authorization", "Bearer \(key)")]
-  let command = Payments_V1_PaymentCommandService.Client(RPCClient(transport: try transports(arguments[2], count: 1)[0]))
+  let command = Payments_V1_PaymentCommandService.Client(
+    RPCClient(transport: try transports(arguments[2], count: 1)[0]))
   let queryClients = try transports(arguments[3], count: connections).map {
     Payments_V1_PaymentQueryService.Client(RPCClient(transport: $0))
   }
   // 200 payments to read, each projected before the clock starts.
   var ids: [String] = []
   for index in 0..<200 {
-    ids.append(try await command.submitPayment(request(index, run: run + "-get"), metadata: metadata).payment!.paymentID)
+    ids.append(
+      try await command.submitPayment(request(index, run: run + "-get"), metadata: metadata).payment!
+        .paymentID)
   }
   for id in ids {
     _ = try await queryClients[0].getPayment(
