@@ -2,7 +2,7 @@ public import Kafka
 public import Logging
 public import PaymentsCore
 import PaymentsProto
-public import Postgres
+import Postgres
 import RPCCore
 import RPCStandardServices
 public import RPCTransportHTTP2

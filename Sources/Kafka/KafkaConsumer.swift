@@ -28,8 +28,11 @@ public final class KafkaConsumer: Sendable {
   final class Shared: Sendable {
     struct State {
       var jobs: [@Sendable (OpaquePointer) -> Void] = []
-      var demand: CheckedContinuation<KafkaConsumerRecord?, any Error>? = nil
-      var buffered: KafkaConsumerRecord? = nil
+      var demand: CheckedContinuation<[KafkaConsumerRecord]?, any Error>? = nil
+      /// The most records the waiting task takes at once.
+      var demandLimit = 1
+      /// Records polled for a task that was cancelled meanwhile, for the next one.
+      var buffered: [KafkaConsumerRecord] = []
       var terminalError: KafkaError? = nil
       var closing = false
       var finished = false
@@ -180,28 +183,38 @@ public final class KafkaConsumer: Sendable {
   }
 
   func nextRecord() async throws -> KafkaConsumerRecord? {
+    try await nextBatch(maximum: 1)?.first
+  }
+
+  /// The next records in partition order: at least one (waiting for it), then whatever else is
+  /// already fetched, at most `maximum`. `nil` after ``close()``. Processing a batch and then
+  /// storing its offsets saves a thread hand-off per record.
+  public func nextBatch(maximum: Int) async throws -> [KafkaConsumerRecord]? {
+    precondition(maximum > 0, "maximum must be positive")
     let shared = self.shared
     return try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation {
-        (continuation: CheckedContinuation<KafkaConsumerRecord?, any Error>) in
-        enum Immediate { case record(KafkaConsumerRecord?), error(any Error), wait }
+        (continuation: CheckedContinuation<[KafkaConsumerRecord]?, any Error>) in
+        enum Immediate { case records([KafkaConsumerRecord]?), error(any Error), wait }
         let immediate = shared.state.withLock { state -> Immediate in
-          if let record = state.buffered {
-            state.buffered = nil
-            return .record(record)
+          if !state.buffered.isEmpty {
+            let count = min(maximum, state.buffered.count)
+            defer { state.buffered.removeFirst(count) }
+            return .records(Array(state.buffered.prefix(count)))
           }
           if let error = state.terminalError { return .error(error) }
-          if state.finished || state.closing { return .record(nil) }
+          if state.finished || state.closing { return .records(nil) }
           if Task.isCancelled { return .error(CancellationError()) }
           guard state.demand == nil else {
             return .error(
               KafkaError(code: .consume, message: "records can only be read by one task at a time"))
           }
           state.demand = continuation
+          state.demandLimit = maximum
           return .wait
         }
         switch immediate {
-        case .record(let record): continuation.resume(returning: record)
+        case .records(let records): continuation.resume(returning: records)
         case .error(let error): continuation.resume(throwing: error)
         case .wait: shared.signal()
         }
@@ -221,28 +234,39 @@ public final class KafkaConsumer: Sendable {
     while true {
       let (jobs, polling, closing) = shared.state.withLock { state in
         defer { state.jobs = [] }
-        return (state.jobs, state.demand != nil && state.buffered == nil, state.closing)
+        return (
+          state.jobs, state.demand != nil && state.buffered.isEmpty ? state.demandLimit : 0, state.closing
+        )
       }
       for job in jobs { job(client.handle) }
       if closing { break }
-      guard polling else {
+      guard polling > 0 else {
         _ = shared.wake.wait(timeout: .now() + .milliseconds(100))
         continue
       }
-      guard let message = rd_kafka_consumer_poll(client.handle, 100) else { continue }
-      defer { rd_kafka_message_destroy(message) }
-      let error = message.pointee.err
-      if error == RD_KAFKA_RESP_ERR_NO_ERROR {
-        deliver(message, shared: shared)
-      } else if error != RD_KAFKA_RESP_ERR__PARTITION_EOF {
-        if let fatal = client.fatalError() {
-          fail(fatal, shared: shared)
-          break
+      // Wait up to 100 ms for the first record, then take what is already fetched.
+      var records: [KafkaConsumerRecord] = []
+      var fatal = false
+      while records.count < polling,
+        let message = rd_kafka_consumer_poll(client.handle, records.isEmpty ? 100 : 0)
+      {
+        defer { rd_kafka_message_destroy(message) }
+        let error = message.pointee.err
+        if error == RD_KAFKA_RESP_ERR_NO_ERROR {
+          records.append(record(from: message, shared: shared))
+        } else if error != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+          if let error = client.fatalError() {
+            fail(error, shared: shared)
+            fatal = true
+            break
+          }
+          shared.logger.warning(
+            "Kafka consumer error (librdkafka recovers by itself)",
+            metadata: ["error": "\(KafkaError(code: .consume, error))"])
         }
-        shared.logger.warning(
-          "Kafka consumer error (librdkafka recovers by itself)",
-          metadata: ["error": "\(KafkaError(code: .consume, error))"])
       }
+      if fatal { break }
+      if !records.isEmpty { deliver(records, shared: shared) }
     }
     // Commit what was processed while still a full member, then leave the group.
     let finalCommit = rd_kafka_commit(client.handle, nil, 0)
@@ -279,7 +303,9 @@ public final class KafkaConsumer: Sendable {
     demand?.resume(throwing: error)
   }
 
-  private static func deliver(_ message: UnsafeMutablePointer<rd_kafka_message_t>, shared: Shared) {
+  private static func record(
+    from message: UnsafeMutablePointer<rd_kafka_message_t>, shared: Shared
+  ) -> KafkaConsumerRecord {
     let topic = String(cString: rd_kafka_topic_name(message.pointee.rkt))
     let partition = message.pointee.partition
     let payload =
@@ -309,20 +335,24 @@ public final class KafkaConsumer: Sendable {
     let timestamp =
       milliseconds >= 0 ? Date(timeIntervalSince1970: Double(milliseconds) / 1000) : nil
 
-    let handOff = shared.state.withLock {
-      state -> (CheckedContinuation<KafkaConsumerRecord?, any Error>, KafkaConsumerRecord)? in
-      let record = KafkaConsumerRecord(
-        topic: topic, partition: partition, offset: message.pointee.offset, key: key, value: payload,
-        headers: headers, timestamp: timestamp,
-        generation: state.generations[KafkaTopicPartition(topic: topic, partition: partition)] ?? 0)
+    let generation = shared.state.withLock {
+      $0.generations[KafkaTopicPartition(topic: topic, partition: partition)] ?? 0
+    }
+    return KafkaConsumerRecord(
+      topic: topic, partition: partition, offset: message.pointee.offset, key: key, value: payload,
+      headers: headers, timestamp: timestamp, generation: generation)
+  }
+
+  private static func deliver(_ records: [KafkaConsumerRecord], shared: Shared) {
+    let demand = shared.state.withLock { state -> CheckedContinuation<[KafkaConsumerRecord]?, any Error>? in
       guard let demand = state.demand else {
-        state.buffered = record  // the waiting task was cancelled: keep it for the next one
+        state.buffered += records  // the waiting task was cancelled: keep them for the next one
         return nil
       }
       state.demand = nil
-      return (demand, record)
+      return demand
     }
-    if let (demand, record) = handOff { demand.resume(returning: record) }
+    demand?.resume(returning: records)
   }
 
   /// Iterates over the consumer's records.
@@ -375,10 +405,8 @@ private func rebalanceCallback(
     // First refuse further offset stores for these partitions, then commit what was stored.
     shared.state.withLock { state in
       for partition in changed { state.generations[partition] = nil }
-      if let buffered = state.buffered,
-        changed.contains(KafkaTopicPartition(topic: buffered.topic, partition: buffered.partition))
-      {
-        state.buffered = nil
+      state.buffered.removeAll {
+        changed.contains(KafkaTopicPartition(topic: $0.topic, partition: $0.partition))
       }
     }
     // `nil` commits the offsets stored for the current assignment, which still includes the

@@ -15,6 +15,8 @@ public struct PaymentProjection: Sendable {
   private let logger: Logger
   /// How often stored offsets are committed.
   public var commitInterval: Duration = .milliseconds(500)
+  /// The most records written to the read model in one statement.
+  public var batchSize = 500
 
   public init(readModel: PaymentReadModel, consumer: KafkaConsumerConfiguration, logger: Logger) {
     self.readModel = readModel
@@ -28,6 +30,7 @@ public struct PaymentProjection: Sendable {
       configuration: self.consumer, topics: [PaymentsTopic.orders, PaymentsTopic.events], logger: logger)
     let stored = StoredFlag()
     let commitInterval = self.commitInterval
+    let batchSize = self.batchSize
     do {
       try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {
@@ -41,13 +44,18 @@ public struct PaymentProjection: Sendable {
           }
         }
         group.addTask {
-          for try await record in consumer.records {
-            try await applyUntilWritten(record)
-            do {
-              try consumer.storeOffset(record)
-              stored.value.store(true, ordering: .relaxed)
-            } catch let error as KafkaError where error.code == .partitionRevoked {
-              continue  // the partition's new owner reads it again
+          while let batch = try await consumer.nextBatch(maximum: batchSize) {
+            try await applyUntilWritten(batch)
+            // The last record of each partition carries the offset to store.
+            var last: [KafkaTopicPartition: KafkaConsumerRecord] = [:]
+            for record in batch { last[KafkaTopicPartition(topic: record.topic, partition: record.partition)] = record }
+            for record in last.values {
+              do {
+                try consumer.storeOffset(record)
+                stored.value.store(true, ordering: .relaxed)
+              } catch let error as KafkaError where error.code == .partitionRevoked {
+                continue  // the partition's new owner reads it again
+              }
             }
           }
         }
@@ -62,19 +70,23 @@ public struct PaymentProjection: Sendable {
     await consumer.close()
   }
 
-  /// Writes one record's payment state, retrying database failures with backoff (the partition
-  /// waits: skipping would lose the state). Records that are not payment states are skipped.
-  func applyUntilWritten(_ record: KafkaConsumerRecord) async throws {
-    guard let (payment, clientID) = decode(record) else { return }
+  /// Writes the payment states of `records`, retrying database failures with backoff (the
+  /// partitions wait: skipping would lose states). Records that are not payment states are
+  /// skipped.
+  func applyUntilWritten(_ records: [KafkaConsumerRecord]) async throws {
+    let states = records.compactMap { record in
+      decode(record).map { PaymentReadModel.State(payment: $0.0, clientID: $0.1) }
+    }
+    guard !states.isEmpty else { return }
     var delay = Duration.milliseconds(100)
     while true {
       do {
-        try await readModel.apply(payment, clientID: clientID)
+        try await readModel.apply(states)
         return
       } catch {
         logger.warning(
           "read model write failed; retrying",
-          metadata: ["payment_id": "\(payment.paymentID)", "error": "\(error)", "retry_in": "\(delay)"])
+          metadata: ["records": "\(states.count)", "error": "\(error)", "retry_in": "\(delay)"])
         try await Task.sleep(for: delay)
         delay = min(delay * 2, .seconds(5))
       }

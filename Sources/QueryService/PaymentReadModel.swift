@@ -14,25 +14,58 @@ public struct PaymentReadModel: Sendable {
 
   public init(pool: PostgresConnectionPool) { self.pool = pool }
 
-  /// Applies one state of a payment: inserts it, or replaces the stored state if this one has a
-  /// higher version. Returns whether the latest state changed. Redelivered and late states change
-  /// nothing, so the payment never moves backwards.
+  /// A payment state to apply, with the client it belongs to.
+  public struct State: Sendable {
+    public var payment: Payments_V1_Payment
+    public var clientID: String
+    public init(payment: Payments_V1_Payment, clientID: String) {
+      self.payment = payment
+      self.clientID = clientID
+    }
+  }
+
+  /// Applies one state of a payment (see ``apply(_:)``). Returns whether the latest state changed.
   @discardableResult
   public func apply(_ payment: Payments_V1_Payment, clientID: String) async throws -> Bool {
-    let bytes = payment.serializedBytes()
-    let createdAt = payment.createdAt?.date ?? Date()
-    let updatedAt = payment.updatedAt?.date ?? createdAt
-    let rows = try await pool.query(
+    try await apply([State(payment: payment, clientID: clientID)]) == 1
+  }
+
+  /// Applies payment states in one statement: each is inserted, or replaces the stored state of
+  /// its payment if it has a higher version; every version is kept in the history. Redelivered
+  /// and late states change nothing, so a payment never moves backwards. Returns how many
+  /// payments changed (each is announced on ``changeChannel``).
+  @discardableResult
+  public func apply(_ states: [State]) async throws -> Int {
+    // One row per payment for the upsert (it cannot touch a row twice): the highest version.
+    var latest: [String: State] = [:]
+    var history: [String: State] = [:]
+    for state in states {
+      let id = state.payment.paymentID
+      if latest[id].map({ $0.payment.version < state.payment.version }) ?? true { latest[id] = state }
+      history["\(id)#\(state.payment.version)"] = state
+    }
+    let rows = Array(latest.values)
+    let versions = Array(history.values)
+    let bytes = rows.map { $0.payment.serializedBytes() }
+    let result = try await pool.query(
       """
       WITH history AS (
         INSERT INTO query.payment_history (payment_id, version, payment)
-        VALUES (\(payment.paymentID), \(payment.version), \(bytes))
+        SELECT * FROM unnest(\(PostgresArray(versions.map(\.payment.paymentID)))::text[],
+                             \(PostgresArray(versions.map(\.payment.version)))::bigint[],
+                             \(PostgresArray(versions.map { $0.payment.serializedBytes() }))::bytea[])
         ON CONFLICT DO NOTHING
       ), changed AS (
         INSERT INTO query.payments AS p
           (payment_id, client_id, idempotency_key, status, version, created_at, updated_at, payment)
-        VALUES (\(payment.paymentID), \(clientID), \(payment.idempotencyKey), \(payment.status.rawValue),
-                \(payment.version), \(createdAt), \(updatedAt), \(bytes))
+        SELECT * FROM unnest(
+          \(PostgresArray(rows.map(\.payment.paymentID)))::text[], \(PostgresArray(rows.map(\.clientID)))::text[],
+          \(PostgresArray(rows.map(\.payment.idempotencyKey)))::text[],
+          \(PostgresArray(rows.map(\.payment.status.rawValue)))::integer[],
+          \(PostgresArray(rows.map(\.payment.version)))::bigint[],
+          \(PostgresArray(rows.map { $0.payment.createdAt?.date ?? Date() }))::timestamptz[],
+          \(PostgresArray(rows.map { $0.payment.updatedAt?.date ?? $0.payment.createdAt?.date ?? Date() }))::timestamptz[],
+          \(PostgresArray(bytes))::bytea[])
         ON CONFLICT (payment_id) DO UPDATE
           SET status = EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
               payment = EXCLUDED.payment
@@ -41,7 +74,7 @@ public struct PaymentReadModel: Sendable {
       )
       SELECT pg_notify(\(Self.changeChannel), payment_id) FROM changed
       """)
-    return !rows.isEmpty
+    return result.count
   }
 
   /// The payment with `paymentID` if it belongs to `clientID`.

@@ -1,7 +1,7 @@
 public import Kafka
 public import Logging
 import PaymentsProto
-public import Postgres
+import Postgres
 import RPCCore
 import RPCStandardServices
 public import RPCTransportHTTP2

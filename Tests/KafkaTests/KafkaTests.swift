@@ -238,6 +238,41 @@ struct KafkaTests {
     _ = producer
   }
 
+  @Test("sendInOrder keeps the order of a batch; nextBatch hands over several records at once")
+  func batches() async throws {
+    let cluster = try TestKafka.makeCluster(topics: ["batched": 2])
+    let producer = try producer(cluster)
+    // Two keys interleaved: per key, the values must arrive in the order of the batch.
+    let records = (0..<300).map {
+      KafkaProducerRecord(topic: "batched", key: "key-\($0 % 2)", value: Array(String($0).utf8))
+    }
+    let results = try await producer.sendInOrder(records)
+    #expect(results.count == 300)
+    #expect(results.allSatisfy { (try? $0.get()) != nil })
+    await producer.close()
+
+    let consumer = try KafkaConsumer(
+      configuration: TestKafka.consumer(cluster, group: "batched"), topics: ["batched"],
+      logger: quietLogger("batched-consumer"))
+    var received: [String: [Int]] = [:]
+    var largest = 0
+    var total = 0
+    while total < 300, let batch = try await consumer.nextBatch(maximum: 64) {
+      #expect(!batch.isEmpty && batch.count <= 64)
+      largest = max(largest, batch.count)
+      total += batch.count
+      for record in batch {
+        received[String(decoding: record.key ?? [], as: UTF8.self), default: []].append(
+          Int(String(decoding: record.value, as: UTF8.self))!)
+      }
+    }
+    await consumer.close()
+    #expect(total == 300)
+    #expect(received["key-0"] == Array(stride(from: 0, to: 300, by: 2)))
+    #expect(received["key-1"] == Array(stride(from: 1, to: 300, by: 2)))
+    #expect(largest > 1, "records already fetched come in one batch")
+  }
+
   @Test("headers and null keys survive the round trip")
   func headersRoundTrip() async throws {
     let cluster = try TestKafka.makeCluster(topics: ["h": 1])
