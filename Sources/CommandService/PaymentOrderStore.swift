@@ -63,7 +63,6 @@ public final class PaymentOrderStore: Sendable {
   private struct State {
     var queue: [Pending] = []
     var idleWriters: [CheckedContinuation<[Pending], Never>] = []
-    var running = false
     var closed = false
   }
 
@@ -86,7 +85,8 @@ public final class PaymentOrderStore: Sendable {
     try await withCheckedThrowingContinuation { continuation in
       let pending = Pending(submission: submission, continuation: continuation)
       let writer = state.withLock { state -> CheckedContinuation<[Pending], Never>?? in
-        guard state.running, !state.closed else { return .none }
+        // Before run() starts its writers, submissions wait in the queue for them.
+        guard !state.closed else { return .none }
         if let writer = state.idleWriters.popLast() { return .some(writer) }
         state.queue.append(pending)
         return .some(nil)
@@ -94,7 +94,7 @@ public final class PaymentOrderStore: Sendable {
       switch writer {
       case .none:
         continuation.resume(
-          throwing: PostgresError(code: .poolClosed, message: "the payment store is not running"))
+          throwing: PostgresError(code: .poolClosed, message: "the payment store is shut down"))
       case .some(let writer?):
         writer.resume(returning: [pending])
       case .some(nil):
@@ -105,7 +105,6 @@ public final class PaymentOrderStore: Sendable {
 
   /// Runs the writers until the task is cancelled; then fails what is still queued.
   public func run() async {
-    state.withLock { $0.running = true }
     await withTaskGroup(of: Void.self) { group in
       for _ in 0..<configuration.concurrentBatches {
         group.addTask {

@@ -274,6 +274,7 @@ public final class KafkaConsumer: Sendable {
       shared.logger.warning(
         "final commit before close failed", metadata: ["error": "\(KafkaError(code: .commit, finalCommit))"])
     }
+    leaveAssignment(client: client, shared: shared)
     let closeError = rd_kafka_consumer_close(client.handle)
     if closeError != RD_KAFKA_RESP_ERR_NO_ERROR {
       shared.logger.warning(
@@ -292,6 +293,27 @@ public final class KafkaConsumer: Sendable {
     demand?.resume(returning: nil)
     for job in jobs { job(client.handle) }  // pending commits find nothing left to commit
     for waiter in waiters { waiter.resume() }
+  }
+
+  /// Unsubscribes and serves the resulting revoke until the assignment is gone (at most 10 s).
+  ///
+  /// librdkafka 2.0 aborts the process (`rd_kafka_cgrp_terminated: assert:
+  /// !rd_kafka_assignment_in_progress`) when a group terminates while assignment operations,
+  /// such as the offset fetch of a fresh assignment, are still in flight. Leaving the assignment
+  /// first, while still polling, lets them finish. Records fetched meanwhile are dropped unread:
+  /// their offsets were not stored, so the group delivers them again.
+  private static func leaveAssignment(client: RDKafkaClient, shared: Shared) {
+    rd_kafka_unsubscribe(client.handle)
+    let deadline = ContinuousClock.now + .seconds(10)
+    var quietPolls = 0
+    while ContinuousClock.now < deadline, quietPolls < 3 {
+      if let message = rd_kafka_consumer_poll(client.handle, 50) { rd_kafka_message_destroy(message) }
+      var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
+      let error = rd_kafka_assignment(client.handle, &assignment)
+      let remaining = error == RD_KAFKA_RESP_ERR_NO_ERROR ? Int(assignment?.pointee.cnt ?? 0) : 0
+      if let assignment { rd_kafka_topic_partition_list_destroy(assignment) }
+      quietPolls = remaining == 0 ? quietPolls + 1 : 0
+    }
   }
 
   private static func fail(_ error: KafkaError, shared: Shared) {
@@ -411,10 +433,10 @@ private func rebalanceCallback(
     }
     // `nil` commits the offsets stored for the current assignment, which still includes the
     // partitions being revoked (the revoke list itself carries no offsets).
-    // While closing, the stored offsets were committed just before (KafkaConsumer.run); a
-    // commit from inside the closing group would only time out.
-    let commitError =
-      rd_kafka_consumer_closed(handle) == 1 ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_commit(handle, nil, 0)
+    // While closing (including the unsubscribe before it), the stored offsets were committed just
+    // before (KafkaConsumer.run); a commit from inside the closing group would only time out.
+    let closing = rd_kafka_consumer_closed(handle) == 1 || shared.state.withLock { $0.closing }
+    let commitError = closing ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_commit(handle, nil, 0)
     if commitError != RD_KAFKA_RESP_ERR_NO_ERROR && commitError != RD_KAFKA_RESP_ERR__NO_OFFSET {
       shared.logger.warning(
         "commit before revoke failed", metadata: ["error": "\(KafkaError(code: .commit, commitError))"])

@@ -59,7 +59,7 @@ public actor TestPostgres {
     }
     let cluster = try LocalPostgresCluster.create(prefix: "payments-test-pg")
     try cluster.start(settings: [
-      "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300",
+      "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "1000",
     ])
     try cluster.watchProcess(getpid())
     return cluster.connectionString

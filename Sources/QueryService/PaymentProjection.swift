@@ -48,7 +48,9 @@ public struct PaymentProjection: Sendable {
             try await applyUntilWritten(batch)
             // The last record of each partition carries the offset to store.
             var last: [KafkaTopicPartition: KafkaConsumerRecord] = [:]
-            for record in batch { last[KafkaTopicPartition(topic: record.topic, partition: record.partition)] = record }
+            for record in batch {
+              last[KafkaTopicPartition(topic: record.topic, partition: record.partition)] = record
+            }
             for record in last.values {
               do {
                 try consumer.storeOffset(record)

@@ -133,7 +133,7 @@ struct PostgresBehaviourTests {
 
   @Test("a caller that waits longer than the acquire timeout gets poolTimeout")
   func acquireTimeout() async throws {
-    let pool = try await makePool(maximumConnections: 1, acquireTimeout: .milliseconds(200))
+    let pool = try await makePool(maximumConnections: 1, acquireTimeout: .seconds(2))
     try await pool.withConnection { _ in
       let error = await #expect(throws: PostgresError.self) { try await pool.query("SELECT 1") }
       #expect(error?.code == .poolTimeout)

@@ -54,7 +54,7 @@ struct QueryServiceTests {
         .with {
           $0.lookup = .paymentID(submitted.paymentID)
           $0.minVersion = submitted.version
-        }, metadata: query.metadata, options: .init(timeout: .seconds(20)))
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
       #expect(read == submitted)
       let byKey = try await query.client.getPayment(
         .with { $0.lookup = .idempotencyKey("ryw") }, metadata: query.metadata)
@@ -106,7 +106,7 @@ struct QueryServiceTests {
         .with {
           $0.lookup = .paymentID(payment.paymentID)
           $0.minVersion = 4
-        }, metadata: query.metadata, options: .init(timeout: .seconds(20)))
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
       #expect(read.status == .succeeded)
       #expect(read.version == 4)
       #expect(read.providerReference == "ch_4")
@@ -137,6 +137,12 @@ struct QueryServiceTests {
       }
       let payment = try await command.client.submitPayment(validRequest(), metadata: command.metadata)
         .payment!
+      // The projection's consumer joins its group first (seconds on a loaded machine).
+      _ = try await query.client.getPayment(
+        .with {
+          $0.lookup = .paymentID(payment.paymentID)
+          $0.minVersion = 1
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
       let producer = try platform.producer()
       let seen = Mutex<[Int64]>([])
       let statuses = try await query.client.watchPayment(
@@ -192,7 +198,7 @@ struct QueryServiceTests {
         .with {
           $0.lookup = .paymentID(submitted.last!.paymentID)
           $0.minVersion = 1
-        }, metadata: query.metadata, options: .init(timeout: .seconds(20)))
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
       try await eventually {
         try await query.client.listPayments(.with { $0.pageSize = 100 }, metadata: query.metadata).payments
           .count == 7
@@ -218,7 +224,7 @@ struct QueryServiceTests {
         .with {
           $0.lookup = .paymentID(submitted[2].paymentID)
           $0.minVersion = 2
-        }, metadata: query.metadata, options: .init(timeout: .seconds(20)))
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
       let succeeded = try await query.client.listPayments(
         .with { $0.statuses = [.succeeded] }, metadata: query.metadata)
       #expect(succeeded.payments.map(\.paymentID) == [submitted[2].paymentID])

@@ -72,7 +72,8 @@ struct ValidationTests {
         let error = await rpcError {
           try await client.client.submitPayment(request, metadata: client.metadata)
         }
-        #expect(error?.code == .invalidArgument, "\(rule.name)")
+        #expect(
+          error?.code == .invalidArgument, "\(rule.name): \(error.map { String(describing: $0) } ?? "")")
         #expect(error?.message.contains(rule.field + ":") == true, "\(rule.name): \(error?.message ?? "")")
       }
       let stored = try await platform.pool.query("SELECT count(*) FROM command.payments")
