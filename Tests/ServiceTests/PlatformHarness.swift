@@ -67,6 +67,8 @@ struct AuthorizedClient<Client: Sendable>: Sendable {
 }
 
 struct PlatformOptions: Sendable {
+  /// The services' logger (quiet by default).
+  var logger: Logger? = nil
   var runQuery = true
   var runsRelay = true
   var query = PaymentQueryHandler.Configuration()
@@ -98,13 +100,13 @@ func withPlatform<Result: Sendable>(
   let queryPort = PortBox()
   let result = try await withThrowingTaskGroup(of: Void.self) { group in
     group.addTask {
-      try await CommandServer(configuration: commandConfiguration, logger: quietLogger("command")).run {
+      try await CommandServer(configuration: commandConfiguration, logger: options.logger ?? quietLogger("command")).run {
         commandPort.set($0)
       }
     }
     if options.runQuery {
       group.addTask {
-        try await QueryServer(configuration: queryConfiguration, logger: quietLogger("query")).run {
+        try await QueryServer(configuration: queryConfiguration, logger: options.logger ?? quietLogger("query")).run {
           queryPort.set($0)
         }
       }

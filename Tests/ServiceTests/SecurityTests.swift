@@ -6,6 +6,8 @@ import ProtobufRuntime
 import QueryService
 import RPCCore
 import ServiceKit
+import Logging
+import Synchronization
 import Testing
 
 @Suite("Authentication and authorization")
@@ -138,6 +140,37 @@ struct SecurityTests {
     }
   }
 
+  @Test("API keys never appear in the services' logs, even at trace level")
+  func keysNotLogged() async throws {
+    let capture = LogCapture()
+    var logger = Logger(label: "captured") { _ in CapturingLogHandler(capture: capture) }
+    logger.logLevel = .trace
+    var options = PlatformOptions()
+    options.logger = logger
+    let tokens = try await withPlatform(options) { platform in
+      let good = try await platform.key()
+      let keyID = try #require(APIKey.keyID(ofToken: good))
+      let forged = "pk_\(keyID)_" + String(repeating: "B", count: 43)
+      for token in [good, forged] {
+        let command = platform.commandClient(token)
+        let query = platform.queryClient(token)
+        defer {
+          command.close()
+          query.close()
+        }
+        _ = try? await command.client.submitPayment(validRequest(), metadata: command.metadata)
+        _ = try? await query.client.getPayment(.with { $0.lookup = .paymentID(PaymentIDs.example) }, metadata: query.metadata)
+      }
+      return [good, forged]
+    }
+    let lines = capture.lines.withLock { $0 }
+    #expect(!lines.isEmpty, "the services logged something at trace level")
+    for token in tokens {
+      let secret = String(token.split(separator: "_")[2])
+      #expect(!lines.contains { $0.contains(secret) }, "a key's secret part appears in the log")
+    }
+  }
+
   @Test("health and reflection need no key")
   func openServices() async throws {
     try await withPlatform(PlatformOptions(runQuery: false)) { platform in
@@ -151,4 +184,25 @@ struct SecurityTests {
 enum PaymentIDs {
   /// A well-formed payment ID that no test creates.
   static let example = "pay_0190000000007000800000000000000a"
+}
+
+final class LogCapture: Sendable {
+  let lines = Mutex<[String]>([])
+}
+
+/// Keeps every log line, with its metadata, for inspection.
+struct CapturingLogHandler: LogHandler {
+  let capture: LogCapture
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .trace
+
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    let all = metadata.merging(event.metadata ?? [:]) { $1 }
+    capture.lines.withLock { $0.append("\(event.level) \(event.message) \(all) \(event.source)") }
+  }
 }
