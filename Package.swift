@@ -99,7 +99,7 @@ let package = Package(
         "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
       ]),
     .target(
-      name: "DispatcherService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka"]),
+      name: "DispatcherService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka", .logging]),
     .target(
       name: "QueryService",
       dependencies: [
@@ -141,6 +141,12 @@ let package = Package(
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .testTarget(
       name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "PaymentsSchema", "Kafka", "Postgres"]),
+    .testTarget(
+      name: "DispatcherTests",
+      dependencies: [
+        "DispatcherService", "PaymentsCore", "PaymentsProto", "PaymentsSchema", "Postgres",
+        "PaymentsTestSupport",
+      ]),
     .testTarget(
       name: "ServiceTests",
       dependencies: [

@@ -1,2 +1,3 @@
-/// The dispatcher: intake, rate-limited provider calls, retries. Placeholder until the dispatcher issue.
+/// The dispatcher: intake, rate-limited provider calls, retries. So far it holds the global rate
+/// limiter; the rest comes with the dispatcher issue.
 public enum DispatcherServiceModule {}

@@ -24,7 +24,8 @@ public enum PaymentsMigrations {
 
   /// The dispatcher's schema.
   public static let dispatcher: [PostgresMigration] = [
-    migration("dispatcher", 1, "create schema", PackageResources.dispatcher_0001_create_schema_sql)
+    migration("dispatcher", 1, "create schema", PackageResources.dispatcher_0001_create_schema_sql),
+    migration("dispatcher", 2, "rate limits", PackageResources.dispatcher_0002_rate_limits_sql),
   ]
 
   /// The query service's schema.

@@ -100,13 +100,17 @@ func withPlatform<Result: Sendable>(
   let queryPort = PortBox()
   let result = try await withThrowingTaskGroup(of: Void.self) { group in
     group.addTask {
-      try await CommandServer(configuration: commandConfiguration, logger: options.logger ?? quietLogger("command")).run {
+      try await CommandServer(
+        configuration: commandConfiguration, logger: options.logger ?? quietLogger("command")
+      ).run {
         commandPort.set($0)
       }
     }
     if options.runQuery {
       group.addTask {
-        try await QueryServer(configuration: queryConfiguration, logger: options.logger ?? quietLogger("query")).run {
+        try await QueryServer(
+          configuration: queryConfiguration, logger: options.logger ?? quietLogger("query")
+        ).run {
           queryPort.set($0)
         }
       }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PaymentsProto
 import PaymentsTestSupport
 import Postgres
@@ -6,7 +7,6 @@ import ProtobufRuntime
 import QueryService
 import RPCCore
 import ServiceKit
-import Logging
 import Synchronization
 import Testing
 
@@ -159,7 +159,8 @@ struct SecurityTests {
           query.close()
         }
         _ = try? await command.client.submitPayment(validRequest(), metadata: command.metadata)
-        _ = try? await query.client.getPayment(.with { $0.lookup = .paymentID(PaymentIDs.example) }, metadata: query.metadata)
+        _ = try? await query.client.getPayment(
+          .with { $0.lookup = .paymentID(PaymentIDs.example) }, metadata: query.metadata)
       }
       return [good, forged]
     }
