@@ -19,6 +19,9 @@ extension Target.Dependency {
     name: "ServiceLifecycle", package: "swift-service-lifecycle")
   static let unixSignals = Target.Dependency.product(
     name: "UnixSignals", package: "swift-service-lifecycle")
+  static let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+  static let asyncHTTPClient = Target.Dependency.product(
+    name: "AsyncHTTPClient", package: "async-http-client")
 }
 
 let package = Package(
@@ -40,6 +43,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+    .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
   ],
   targets: [
     // MARK: C libraries (each imported by exactly one wrapper module below)
@@ -107,6 +114,14 @@ let package = Package(
         "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
       ]),
 
+    // MARK: The provider sandbox (a stand-in for an external payment provider)
+    .target(
+      name: "ProviderSandbox",
+      dependencies: [
+        .hummingbird, .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "HTTPTypes", package: "swift-http-types"), .logging,
+      ]),
+
     // MARK: SDK
     .target(name: "PaymentsClient", dependencies: ["PaymentsCore", "RPCCore"]),
 
@@ -115,7 +130,8 @@ let package = Package(
       name: "payments",
       dependencies: [
         "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", "ServiceKit", "CommandService",
-        "QueryService", "RPCTransportHTTP2", "TLS", .argumentParser, .logging, .serviceLifecycle,
+        "QueryService", "ProviderSandbox", "RPCTransportHTTP2", "TLS", .argumentParser, .logging,
+        .serviceLifecycle,
         .unixSignals,
       ]),
 
@@ -145,7 +161,10 @@ let package = Package(
       name: "DispatcherTests",
       dependencies: [
         "DispatcherService", "PaymentsCore", "PaymentsProto", "PaymentsSchema", "Postgres",
-        "PaymentsTestSupport",
+        "PaymentsTestSupport", "ProviderSandbox", .asyncHTTPClient, .logging,
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOFoundationCompat", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
       ]),
     .testTarget(
       name: "ServiceTests",

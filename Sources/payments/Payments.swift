@@ -7,6 +7,8 @@ struct Payments: AsyncParsableCommand {
     commandName: "payments",
     abstract: "The payments platform: services, migrations and development infrastructure.",
     subcommands: [
-      CommandCommand.self, QueryCommand.self, KeysCommand.self, MigrateCommand.self, BrokerCommand.self,
+      CommandCommand.self, QueryCommand.self, ProviderSandboxCommand.self, KeysCommand.self,
+      MigrateCommand.self,
+      BrokerCommand.self,
     ])
 }

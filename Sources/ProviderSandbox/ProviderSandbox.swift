@@ -1,0 +1,345 @@
+public import Foundation
+import HTTPTypes
+import Hummingbird
+public import Logging
+import NIOCore
+import Synchronization
+
+/// `payments provider-sandbox`: an HTTP/JSON stand-in for an external payment provider
+/// (ARCHITECTURE.md §8), Stripe-like, that keeps evidence for tests.
+///
+/// - `POST /v1/charges` with an `Idempotency-Key` header and `{"amount", "currency", "source",
+///   "destination", "description"}`: creates a charge (201), or returns the charge made earlier
+///   with the same key (200, `Idempotent-Replayed: true`). A key reused with other parameters
+///   is 422.
+/// - `GET /v1/charges/{id}` and `GET /v1/charges?idempotency_key=K`: a charge, or 404.
+/// - Its own sliding-window rate limit on all `/v1/charges` calls: a call beyond the limit gets
+///   429 and counts as a window violation.
+/// - Failure injection: rates of 500 and 503 (nothing charged), slow responses, responses lost
+///   after the charge was made (the reply comes only after the client gave up), and amounts or
+///   source accounts that are always declined (402 with a code and message).
+/// - `GET /v1/ledger` (every charge with its arrival time) and `GET /v1/stats` (not rate limited).
+public struct ProviderSandbox: Sendable {
+  public struct Configuration: Sendable {
+    public var host = "127.0.0.1"
+    /// Default 8090; 0 picks a free port.
+    public var port = 8090
+    /// Calls per window the sandbox accepts on `/v1/charges` (charges and lookups together).
+    public var rateLimit = 2
+    public var window: Duration = .seconds(1)
+    /// Probability that a charge request fails with 500 / 503 before anything is charged.
+    public var internalErrorRate = 0.0
+    public var unavailableRate = 0.0
+    /// Probability that a charge is made but the reply is held for ``lostResponseDelay``
+    /// (past any sensible client timeout): the client cannot know the outcome.
+    public var lostResponseRate = 0.0
+    public var lostResponseDelay: Duration = .seconds(30)
+    /// Probability that a reply (of a charge that is made) is delayed by ``slowDelay``.
+    public var slowRate = 0.0
+    public var slowDelay: Duration = .seconds(3)
+    /// Amounts (minor units) that are always declined.
+    public var declinedAmounts: Set<Int64> = [402, 40_402]
+    /// Source accounts with this prefix are always declined.
+    public var declinedAccountPrefix = "acct_decline"
+    /// Seed for the failure injection (reproducible runs).
+    public var seed: UInt64 = 1
+
+    public init() {}
+  }
+
+  public let configuration: Configuration
+  private let logger: Logger
+  private let state: SandboxState
+
+  public init(configuration: Configuration, logger: Logger) {
+    self.configuration = configuration
+    self.logger = logger
+    self.state = SandboxState(configuration: configuration)
+  }
+
+  /// Serves until the task is cancelled; calls `onListening` with the bound port.
+  public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    let router = Router()
+    let state = self.state
+    router.post("/v1/charges") { request, context in
+      try await state.charge(request, context: context)
+    }
+    router.get("/v1/charges/{id}") { request, context in
+      try await state.lookup(id: context.parameters.require("id"))
+    }
+    router.get("/v1/charges") { request, context in
+      guard let key = request.uri.queryParameters.get("idempotency_key") else {
+        return SandboxState.error(400, "invalid_request", "idempotency_key query parameter is required")
+      }
+      return try await state.lookup(idempotencyKey: key)
+    }
+    router.get("/v1/ledger") { _, _ in try SandboxState.json(LedgerResponse(charges: state.ledger())) }
+    router.get("/v1/stats") { _, _ in try SandboxState.json(state.stats()) }
+    let app = Application(
+      router: router,
+      configuration: .init(
+        address: .hostname(configuration.host, port: configuration.port), serverName: "provider-sandbox"),
+      onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+      logger: logger)
+    try await app.runService()
+  }
+}
+
+/// A charge as the sandbox reports it.
+public struct SandboxCharge: Codable, Sendable, Hashable {
+  public var id: String
+  public var idempotencyKey: String
+  public var amount: Int64
+  public var currency: String
+  public var source: String
+  public var destination: String
+  public var status: String
+  /// When the request arrived, microseconds since 1970.
+  public var arrivedAtMicros: Int64
+
+  enum CodingKeys: String, CodingKey {
+    case id, amount, currency, source, destination, status
+    case idempotencyKey = "idempotency_key"
+    case arrivedAtMicros = "arrived_at_us"
+  }
+}
+
+/// What `GET /v1/stats` answers.
+public struct SandboxStats: Codable, Sendable, Hashable {
+  /// Every request to `/v1/charges` (charges and lookups), including refused ones.
+  public var calls = 0
+  public var charges = 0
+  public var declines = 0
+  /// Requests refused with 429: each is a violation of the sliding-window limit.
+  public var windowViolations = 0
+  public var idempotentReplays = 0
+  public var injectedFailures = 0
+  public var lostResponses = 0
+  public var slowResponses = 0
+  /// The most served calls seen inside one window (never above the limit).
+  public var maximumCallsInWindow = 0
+
+  enum CodingKeys: String, CodingKey {
+    case calls, charges, declines
+    case windowViolations = "window_violations"
+    case idempotentReplays = "idempotent_replays"
+    case injectedFailures = "injected_failures"
+    case lostResponses = "lost_responses"
+    case slowResponses = "slow_responses"
+    case maximumCallsInWindow = "maximum_calls_in_window"
+  }
+}
+
+struct LedgerResponse: Codable {
+  var charges: [SandboxCharge]
+}
+
+struct ChargeRequest: Codable, Equatable {
+  var amount: Int64
+  var currency: String
+  var source: String
+  var destination: String
+  var description: String?
+}
+
+final class SandboxState: Sendable {
+  private struct State {
+    var servedCalls: [ContinuousClock.Instant] = []
+    var charges: [String: SandboxCharge] = [:]
+    var ledger: [SandboxCharge] = []
+    /// Idempotency key → the request and its outcome (a charge ID or a decline).
+    var keys: [String: (request: ChargeRequest, outcome: Outcome)] = [:]
+    var stats = SandboxStats()
+    var random: SplitMix64
+  }
+
+  enum Outcome {
+    case charged(String)
+    case declined(code: String, message: String)
+  }
+
+  private let configuration: ProviderSandbox.Configuration
+  private let state: Mutex<State>
+
+  init(configuration: ProviderSandbox.Configuration) {
+    self.configuration = configuration
+    self.state = Mutex(State(random: SplitMix64(seed: configuration.seed)))
+  }
+
+  /// Counts a call against the sliding window; `false` when it exceeds the limit.
+  private func admit() -> Bool {
+    let now = ContinuousClock.now
+    return state.withLock { state in
+      state.stats.calls += 1
+      state.servedCalls.removeAll { now - $0 >= configuration.window }
+      guard state.servedCalls.count < configuration.rateLimit else {
+        state.stats.windowViolations += 1
+        return false
+      }
+      state.servedCalls.append(now)
+      state.stats.maximumCallsInWindow = max(state.stats.maximumCallsInWindow, state.servedCalls.count)
+      return true
+    }
+  }
+
+  func charge(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    let arrived = Date()
+    guard admit() else {
+      return Self.error(
+        429, "rate_limited", "more than \(configuration.rateLimit) calls per \(configuration.window)")
+    }
+    guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else {
+      return Self.error(400, "invalid_request", "the Idempotency-Key header is required")
+    }
+    let body: ChargeRequest
+    do {
+      body = try await request.decode(as: ChargeRequest.self, context: context)
+    } catch {
+      return Self.error(400, "invalid_request", "the body must be {amount, currency, source, destination}")
+    }
+    guard body.amount > 0, body.currency.count == 3, !body.source.isEmpty, !body.destination.isEmpty else {
+      return Self.error(
+        400, "invalid_request", "amount must be positive; currency, source and destination are required")
+    }
+    enum Decision {
+      case replay(ChargeRequest, Outcome)
+      case fail(Int)
+      case decline(String, String)
+      case charged(SandboxCharge, lost: Bool, slow: Bool)
+    }
+    let decision = state.withLock { state -> Decision in
+      if let earlier = state.keys[key] {
+        state.stats.idempotentReplays += 1
+        return .replay(earlier.request, earlier.outcome)
+      }
+      let roll = Double(state.random.next() >> 11) / Double(1 << 53)
+      if roll < configuration.internalErrorRate {
+        state.stats.injectedFailures += 1
+        return .fail(500)
+      }
+      if roll < configuration.internalErrorRate + configuration.unavailableRate {
+        state.stats.injectedFailures += 1
+        return .fail(503)
+      }
+      if configuration.declinedAmounts.contains(body.amount)
+        || body.source.hasPrefix(configuration.declinedAccountPrefix)
+      {
+        state.stats.declines += 1
+        let outcome = Outcome.declined(code: "card_declined", message: "the payer's bank declined the charge")
+        state.keys[key] = (body, outcome)
+        return .decline("card_declined", "the payer's bank declined the charge")
+      }
+      let charge = SandboxCharge(
+        id: "ch_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
+        idempotencyKey: key,
+        amount: body.amount, currency: body.currency, source: body.source, destination: body.destination,
+        status: "succeeded", arrivedAtMicros: Int64((arrived.timeIntervalSince1970 * 1_000_000).rounded()))
+      state.charges[charge.id] = charge
+      state.ledger.append(charge)
+      state.keys[key] = (body, .charged(charge.id))
+      state.stats.charges += 1
+      let second = Double(state.random.next() >> 11) / Double(1 << 53)
+      let lost = second < configuration.lostResponseRate
+      let slow = !lost && second < configuration.lostResponseRate + configuration.slowRate
+      if lost { state.stats.lostResponses += 1 }
+      if slow { state.stats.slowResponses += 1 }
+      return .charged(charge, lost: lost, slow: slow)
+    }
+    switch decision {
+    case .replay(let earlier, let outcome):
+      guard earlier == body else {
+        return Self.error(
+          422, "idempotency_key_reused", "Idempotency-Key \(key) was used with other parameters")
+      }
+      switch outcome {
+      case .charged(let id):
+        var response = try Self.json(state.withLock { $0.charges[id]! })
+        response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+        return response
+      case .declined(let code, let message):
+        return Self.error(402, code, message)
+      }
+    case .fail(let status):
+      return Self.error(
+        status, status == 500 ? "internal_error" : "unavailable", "injected failure; nothing was charged")
+    case .decline(let code, let message):
+      return Self.error(402, code, message)
+    case .charged(let charge, let lost, let slow):
+      if lost { try await Task.sleep(for: configuration.lostResponseDelay) }
+      if slow { try await Task.sleep(for: configuration.slowDelay) }
+      return try Self.json(charge, status: 201)
+    }
+  }
+
+  func lookup(id: String) async throws -> Response {
+    guard admit() else {
+      return Self.error(
+        429, "rate_limited", "more than \(configuration.rateLimit) calls per \(configuration.window)")
+    }
+    guard let charge = state.withLock({ $0.charges[id] }) else {
+      return Self.error(404, "not_found", "no charge \(id)")
+    }
+    return try Self.json(charge)
+  }
+
+  func lookup(idempotencyKey key: String) async throws -> Response {
+    guard admit() else {
+      return Self.error(
+        429, "rate_limited", "more than \(configuration.rateLimit) calls per \(configuration.window)")
+    }
+    enum Found {
+      case charge(SandboxCharge)
+      case declined(String, String)
+      case none
+    }
+    let found = state.withLock { state -> Found in
+      switch state.keys[key]?.outcome {
+      case .charged(let id)?: .charge(state.charges[id]!)
+      case .declined(let code, let message)?: .declined(code, message)
+      case nil: .none
+      }
+    }
+    switch found {
+    case .charge(let charge): return try Self.json(charge)
+    case .declined(let code, let message): return Self.error(402, code, message)
+    case .none: return Self.error(404, "not_found", "no charge with idempotency key \(key)")
+    }
+  }
+
+  func ledger() -> [SandboxCharge] { state.withLock { $0.ledger } }
+  func stats() -> SandboxStats { state.withLock { $0.stats } }
+
+  static func json(_ value: some Encodable, status: Int = 200) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let data = try encoder.encode(value)
+    return Response(
+      status: .init(code: status), headers: [.contentType: "application/json"],
+      body: .init(byteBuffer: ByteBuffer(bytes: data)))
+  }
+
+  static func error(_ status: Int, _ code: String, _ message: String) -> Response {
+    struct Body: Encodable {
+      struct Detail: Encodable {
+        var code: String
+        var message: String
+      }
+      var error: Detail
+    }
+    return (try? json(Body(error: .init(code: code, message: message)), status: status))
+      ?? Response(status: .internalServerError)
+  }
+}
+
+/// A small seeded generator, so failure injection is reproducible.
+struct SplitMix64: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
