@@ -106,7 +106,13 @@ let package = Package(
         "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
       ]),
     .target(
-      name: "DispatcherService", dependencies: ["PaymentsCore", "RPCCore", "Postgres", "Kafka", .logging]),
+      name: "DispatcherService",
+      dependencies: [
+        "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
+        "RPCStandardServices", "Postgres", "Kafka", .logging, .asyncHTTPClient,
+        .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOFoundationCompat", package: "swift-nio"),
+      ]),
     .target(
       name: "QueryService",
       dependencies: [
