@@ -136,7 +136,8 @@ let package = Package(
       name: "payments",
       dependencies: [
         "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", "ServiceKit", "CommandService",
-        "QueryService", "ProviderSandbox", "RPCTransportHTTP2", "TLS", .argumentParser, .logging,
+        "QueryService", "DispatcherService", "ProviderSandbox", "RPCTransportHTTP2", "TLS", .argumentParser,
+        .logging,
         .serviceLifecycle,
         .unixSignals,
       ]),
@@ -177,7 +178,9 @@ let package = Package(
       dependencies: [
         "CommandService", "QueryService", "ServiceKit", "PaymentsCore", "PaymentsProto", "PaymentsSchema",
         "ProtobufRuntime", "RPCCore", "RPCTransportHTTP2", "Postgres", "Kafka", "TLS", "PaymentsTestSupport",
-        .logging,
+        .logging, "DispatcherService", "ProviderSandbox", .asyncHTTPClient,
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOFoundationCompat", package: "swift-nio"),
       ]),
   ]
 )

@@ -3,7 +3,7 @@ public import Logging
 import PaymentsCore
 import PaymentsProto
 import ProtobufRuntime
-import Synchronization
+import ServiceKit
 
 /// Projects `payments.orders.v1` and `payments.events.v1` into the read model, in its own
 /// consumer group. A record's offset is stored only after its state is written, and committed
@@ -26,73 +26,21 @@ public struct PaymentProjection: Sendable {
 
   /// Consumes until the task is cancelled; then commits what was written and leaves the group.
   public func run() async throws {
-    let consumer = try KafkaConsumer(
+    var consumer = BatchConsumer(
       configuration: self.consumer, topics: [PaymentsTopic.orders, PaymentsTopic.events], logger: logger)
-    let stored = StoredFlag()
-    let commitInterval = self.commitInterval
-    let batchSize = self.batchSize
-    do {
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask {
-          while !Task.isCancelled {
-            try await Task.sleep(for: commitInterval)
-            if stored.value.exchange(false, ordering: .relaxed) {
-              do { try await consumer.commit() } catch {
-                logger.warning("offset commit failed", metadata: ["error": "\(error)"])
-              }
-            }
-          }
-        }
-        group.addTask {
-          while let batch = try await consumer.nextBatch(maximum: batchSize) {
-            try await applyUntilWritten(batch)
-            // The last record of each partition carries the offset to store.
-            var last: [KafkaTopicPartition: KafkaConsumerRecord] = [:]
-            for record in batch {
-              last[KafkaTopicPartition(topic: record.topic, partition: record.partition)] = record
-            }
-            for record in last.values {
-              do {
-                try consumer.storeOffset(record)
-                stored.value.store(true, ordering: .relaxed)
-              } catch let error as KafkaError where error.code == .partitionRevoked {
-                continue  // the partition's new owner reads it again
-              }
-            }
-          }
-        }
-        try await group.next()
-        group.cancelAll()
-      }
-    } catch {
-      await consumer.close()
-      if error is CancellationError { return }
-      throw error
-    }
-    await consumer.close()
+    consumer.batchSize = batchSize
+    consumer.commitInterval = commitInterval
+    try await consumer.run { records in try await write(records) }
   }
 
-  /// Writes the payment states of `records`, retrying database failures with backoff (the
-  /// partitions wait: skipping would lose states). Records that are not payment states are
-  /// skipped.
-  func applyUntilWritten(_ records: [KafkaConsumerRecord]) async throws {
+  /// Writes the payment states of `records` in one statement. Records that are not payment
+  /// states are skipped (and logged).
+  func write(_ records: [KafkaConsumerRecord]) async throws {
     let states = records.compactMap { record in
       decode(record).map { PaymentReadModel.State(payment: $0.0, clientID: $0.1) }
     }
     guard !states.isEmpty else { return }
-    var delay = Duration.milliseconds(100)
-    while true {
-      do {
-        try await readModel.apply(states)
-        return
-      } catch {
-        logger.warning(
-          "read model write failed; retrying",
-          metadata: ["records": "\(states.count)", "error": "\(error)", "retry_in": "\(delay)"])
-        try await Task.sleep(for: delay)
-        delay = min(delay * 2, .seconds(5))
-      }
-    }
+    try await readModel.apply(states)
   }
 
   /// The payment state a record carries, or `nil` (logged) for a record that is not one.
@@ -129,9 +77,4 @@ public struct PaymentProjection: Sendable {
       ])
     return nil
   }
-}
-
-/// Whether offsets were stored since the last commit.
-private final class StoredFlag: Sendable {
-  let value = Atomic<Bool>(false)
 }

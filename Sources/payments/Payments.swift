@@ -7,8 +7,7 @@ struct Payments: AsyncParsableCommand {
     commandName: "payments",
     abstract: "The payments platform: services, migrations and development infrastructure.",
     subcommands: [
-      CommandCommand.self, QueryCommand.self, ProviderSandboxCommand.self, KeysCommand.self,
-      MigrateCommand.self,
-      BrokerCommand.self,
+      CommandCommand.self, DispatcherCommand.self, QueryCommand.self, ProviderSandboxCommand.self,
+      KeysCommand.self, MigrateCommand.self, BrokerCommand.self,
     ])
 }

@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import Foundation
+public import Kafka
+public import Logging
+import NIOCore
+public import PaymentsCore
+import PaymentsProto
+import Postgres
+import ProtobufRuntime
+import RPCCore
+import RPCStandardServices
+public import RPCTransportHTTP2
+import ServiceKit
+import Synchronization
+
+/// The dispatcher process (`payments dispatcher`; any number of instances): intake of
+/// `payments.orders.v1` into the work table, workers that execute payments against providers
+/// under the global rate limit, the outbox relay to `payments.events.v1`, and
+/// `grpc.health.v1.Health` on its port.
+public struct DispatcherServer: Sendable {
+  public struct Configuration: Sendable {
+    /// The health endpoint (default port 50053; 0 picks a free port).
+    public var transport = HTTP2ServerTransport.Configuration(host: "0.0.0.0", port: 50053)
+    /// PostgreSQL connection string (secret: may hold a password).
+    public var databaseURL: String
+    public var databaseConnections = 12
+    /// Intake's consumer (group `payments-dispatcher`).
+    public var consumer: KafkaConsumerConfiguration
+    public var producer: KafkaClientConfiguration
+    /// Concurrent payments per instance.
+    public var workers = 4
+    /// How long a claimed payment stays with this instance without progress.
+    public var lease: Duration = .seconds(60)
+    public var retry = RetryPolicy()
+    public var rateLimiter = PostgresRateLimiter.Configuration()
+    /// Provider name → base URL of a provider with the sandbox API.
+    public var sandboxProviders: [String: String] = ["sandbox": "http://127.0.0.1:8090"]
+    public var defaultProvider = "sandbox"
+    /// Currency → provider name.
+    public var routes: [String: String] = [:]
+    /// Timeout of one provider call.
+    public var providerTimeout: Duration = .seconds(5)
+
+    public init(databaseURL: String, consumer: KafkaConsumerConfiguration, producer: KafkaClientConfiguration)
+    {
+      self.databaseURL = databaseURL
+      self.consumer = consumer
+      self.producer = producer
+    }
+  }
+
+  public let configuration: Configuration
+  private let logger: Logger
+
+  public init(configuration: Configuration, logger: Logger) {
+    self.configuration = configuration
+    self.logger = logger
+  }
+
+  /// Runs until the task is cancelled; calls `onListening` with the health endpoint's port.
+  public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    let configuration = self.configuration
+    let logger = self.logger
+    let pool = PostgresConnectionPool(
+      configuration: .init(
+        connection: .init(
+          connectionString: configuration.databaseURL, applicationName: "payments-dispatcher"),
+        maximumConnections: configuration.databaseConnections),
+      logger: logger)
+    var httpConfiguration = HTTPClient.Configuration()
+    httpConfiguration.timeout.connect = .seconds(1)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+    let producer: KafkaProducer
+    do {
+      producer = try KafkaProducer(
+        configuration: KafkaProducerConfiguration(client: configuration.producer), logger: logger)
+    } catch {
+      try? await http.shutdown()
+      await pool.close()
+      throw error
+    }
+    var registry = ProviderRegistry(defaultProvider: configuration.defaultProvider)
+    registry.routes = configuration.routes
+    for (name, url) in configuration.sandboxProviders {
+      registry.register(
+        SandboxProvider(name: name, baseURL: url, client: http, timeout: configuration.providerTimeout))
+    }
+    let owner = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
+    let store = WorkStore(pool: pool, owner: owner, lease: configuration.lease)
+    let limiter = PostgresRateLimiter(pool: pool, configuration: configuration.rateLimiter, logger: logger)
+    let worker = PaymentWorker(
+      store: store, limiter: limiter, providers: registry, retry: configuration.retry, logger: logger)
+    let doorbells = (0..<configuration.workers).map { _ in Doorbell() }
+    var intake = BatchConsumer(
+      configuration: configuration.consumer, topics: [PaymentsTopic.orders], logger: logger)
+    intake.batchSize = 500
+    let relay = OutboxRelay(
+      pool: pool, producer: producer, configuration: OutboxRelay.Configuration(schema: "dispatcher"),
+      logger: logger)
+    let health = HealthService()
+    let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
+    let server = RPCServer(transport: transport, services: [health], logger: logger)
+    let finalRegistry = registry
+    let finalIntake = intake
+    do {
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.run() }
+        group.addTask { try await relay.run() }
+        group.addTask {
+          try await finalIntake.run { records in
+            let orders = records.compactMap { try? Payments_V1_PaymentOrderRecord(serializedBytes: $0.value) }
+              .filter { !$0.paymentID.isEmpty }
+            try await store.intake(orders) {
+              finalRegistry.route(requested: $0.provider, currency: $0.amount?.currency ?? "")
+            }
+          }
+        }
+        group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
+        group.addTask { await Self.watchHealth(pool: pool, health: health) }
+        for doorbell in doorbells { group.addTask { await worker.run(doorbell: doorbell) } }
+        let port = try await transport.boundPort()
+        logger.info(
+          "dispatcher running", metadata: ["health_port": "\(port)", "workers": "\(configuration.workers)"])
+        onListening(port)
+        try await group.next()
+        group.cancelAll()
+      }
+    } catch {
+      await Self.shutdown(producer: producer, http: http, pool: pool)
+      if error is CancellationError || Task.isCancelled { return }
+      throw error
+    }
+    await Self.shutdown(producer: producer, http: http, pool: pool)
+  }
+
+  private static func shutdown(producer: KafkaProducer, http: HTTPClient, pool: PostgresConnectionPool) async
+  {
+    await producer.close(flushTimeout: .seconds(5))
+    try? await http.shutdown()
+    await pool.close()
+  }
+
+  /// Rings every worker's doorbell when new work is inserted (`dispatcher_work`).
+  private static func listenForWork(pool: PostgresConnectionPool, doorbells: [Doorbell], logger: Logger) async
+  {
+    while !Task.isCancelled {
+      do {
+        try await pool.withConnection { connection in
+          let notifications = try await connection.listen("dispatcher_work")
+          for try await _ in notifications { for doorbell in doorbells { doorbell.ring() } }
+        }
+      } catch {
+        if Task.isCancelled { return }
+        logger.warning("work listener failed", metadata: ["error": "\(error)"])
+      }
+      try? await Task.sleep(for: .seconds(1))
+    }
+  }
+
+  /// SERVING while PostgreSQL answers, NOT_SERVING while it does not (checked every 2 s).
+  private static func watchHealth(pool: PostgresConnectionPool, health: HealthService) async {
+    while !Task.isCancelled {
+      let reachable = (try? await pool.query("SELECT 1")) != nil
+      health.setStatus(reachable ? .serving : .notServing)
+      try? await Task.sleep(for: .seconds(2))
+    }
+  }
+}

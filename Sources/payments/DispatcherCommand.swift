@@ -1,0 +1,78 @@
+import ArgumentParser
+import DispatcherService
+import Kafka
+import PaymentsCore
+
+/// `payments dispatcher`: executes payments against providers (any number of instances).
+struct DispatcherCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dispatcher",
+    abstract: "Run a dispatcher: order intake, rate-limited provider calls with retries, domain events.")
+
+  @OptionGroup var service: ServiceOptions
+
+  @Option(help: "Concurrent payments in this instance.")
+  var workers: Int = 4
+
+  @Option(
+    name: .customLong("provider"),
+    help:
+      "A provider with the sandbox API, as NAME=BASE_URL (repeatable). Default: sandbox=http://127.0.0.1:8090."
+  )
+  var providers: [String] = []
+
+  @Option(help: "The provider for payments that name none.")
+  var defaultProvider: String = "sandbox"
+
+  @Option(help: "Provider calls per second, shared by all instances (per provider).")
+  var rateLimit: Int = 2
+
+  @Option(help: "Timeout of one provider call, in seconds.")
+  var providerTimeout: Double = 5
+
+  @Option(help: "Attempts before a transiently failing payment fails.")
+  var maximumAttempts: Int = RetryPolicy().maximumAttempts
+
+  @Option(help: "The intake's Kafka consumer group.")
+  var consumerGroup: String = "payments-dispatcher"
+
+  func run() async throws {
+    let logger = try service.logger("payments.dispatcher")
+    let brokers = try service.brokers()
+    var configuration = DispatcherServer.Configuration(
+      databaseURL: try service.database(),
+      consumer: KafkaConsumerConfiguration(
+        client: KafkaClientConfiguration(bootstrapServers: brokers, clientID: "payments-dispatcher"),
+        groupID: consumerGroup),
+      producer: KafkaClientConfiguration(bootstrapServers: brokers, clientID: "payments-dispatcher"))
+    configuration.transport = try service.transport(defaultPort: 50053)
+    guard workers >= 1, rateLimit >= 1, maximumAttempts >= 1, providerTimeout > 0 else {
+      throw ValidationError(
+        "--workers, --rate-limit, --maximum-attempts and --provider-timeout must be positive")
+    }
+    configuration.workers = workers
+    configuration.rateLimiter.defaultLimit = rateLimit
+    configuration.providerTimeout = .milliseconds(Int64(providerTimeout * 1000))
+    configuration.retry = RetryPolicy(maximumAttempts: maximumAttempts)
+    if !providers.isEmpty {
+      var parsed: [String: String] = [:]
+      for provider in providers {
+        let parts = provider.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http") else {
+          throw ValidationError("--provider '\(provider)': expected NAME=http://HOST:PORT")
+        }
+        parsed[String(parts[0])] = String(parts[1])
+      }
+      configuration.sandboxProviders = parsed
+    }
+    configuration.defaultProvider = defaultProvider
+    guard configuration.sandboxProviders[defaultProvider] != nil else {
+      throw ValidationError("--default-provider '\(defaultProvider)' is not among the --provider entries")
+    }
+    let server = DispatcherServer(configuration: configuration, logger: logger)
+    try await runUntilSignalled(name: "dispatcher health", host: service.host, logger: logger) {
+      onListening in
+      try await server.run(onListening: onListening)
+    }
+  }
+}
