@@ -1,0 +1,230 @@
+import AsyncHTTPClient
+import Foundation
+import Glibc
+import Kafka
+import NIOCore
+import NIOFoundationCompat
+import PaymentsCore
+import PaymentsProto
+import PaymentsSchema
+import PaymentsTestSupport
+import Postgres
+import ProtobufRuntime
+import ProviderSandbox
+import RPCCore
+import RPCTransportHTTP2
+import Synchronization
+import Testing
+
+/// The platform as separate processes, as an operator runs it.
+final class ProcessStack: Sendable {
+  let directory: String
+  let databaseURL: String
+  let brokers: String
+  private let pids = SlotPIDs()
+
+  init(databaseURL: String, brokers: String) throws {
+    directory = FileManager.default.temporaryDirectory.appendingPathComponent("stack-\(UUID())").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    self.databaseURL = databaseURL
+    self.brokers = brokers
+  }
+
+  /// Starts `payments <arguments>` with its output in `<name>.log` and waits until `port` listens.
+  @discardableResult
+  func start(_ name: String, _ arguments: [String], port: Int) async throws -> Int32 {
+    let log = directory + "/\(name).log"
+    let fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    defer { close(fd) }
+    let pid = try ChildProcess.spawn(try Executables.path("payments"), arguments, output: fd)
+    pids.add(name, pid)
+    try await waitForPort(port, pid: pid, log: log)
+    return pid
+  }
+
+  func service(_ role: String, port: Int, extra: [String] = []) -> [String] {
+    [
+      role, "--port", String(port), "--host", "127.0.0.1", "--database-url", databaseURL, "--kafka-brokers",
+      brokers,
+      "--log-level", "warning",
+    ] + extra
+  }
+
+  func kill(_ name: String, signal: Int32 = SIGKILL) async throws {
+    guard let pid = pids.remove(name) else { return }
+    Glibc.kill(pid, signal)
+    _ = try await ChildProcess.wait(pid)
+  }
+
+  func stopAll() async {
+    for (_, pid) in pids.removeAll() {
+      Glibc.kill(pid, SIGKILL)
+      _ = try? await ChildProcess.wait(pid)
+    }
+    try? FileManager.default.removeItem(atPath: directory)
+  }
+
+  private func waitForPort(_ port: Int, pid: Int32, log: String) async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
+      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      var address = sockaddr_in()
+      address.sin_family = sa_family_t(AF_INET)
+      address.sin_port = in_port_t(UInt16(port).bigEndian)
+      address.sin_addr.s_addr = inet_addr("127.0.0.1")
+      let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+          connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+      }
+      close(fd)
+      if connected == 0 { return }
+      var status: Int32 = 0
+      if waitpid(pid, &status, WNOHANG) == pid {
+        throw HarnessError("payments exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+      }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    throw HarnessError("nothing listens on \(port)")
+  }
+}
+
+final class SlotPIDs: Sendable {
+  private let pids = Mutex<[String: Int32]>([:])
+  func add(_ name: String, _ pid: Int32) { pids.withLock { $0[name] = pid } }
+  func remove(_ name: String) -> Int32? { pids.withLock { $0.removeValue(forKey: name) } }
+  func removeAll() -> [String: Int32] {
+    pids.withLock { pids in
+      let all = pids
+      pids = [:]
+      return all
+    }
+  }
+}
+
+@Suite("End to end, as processes")
+struct ProcessFlowTests {
+  @Test(
+    "300 payments, 3 dispatchers (one SIGKILLed mid-run and restarted), 20 % transient failures, 5 % lost replies, declines: all terminal, charged once, limit kept",
+    .timeLimit(.minutes(10)))
+  func endToEnd() async throws {
+    let url = try await TestPostgres.shared.makeDatabase()
+    let payments = try Executables.path("payments")
+    let migrated = try await ChildProcess.run(payments, ["migrate", "--database-url", url])
+    #expect(migrated.status == 0, "\(migrated.output)")
+    let key = try await ChildProcess.run(
+      payments, ["keys", "create", "--client", "e2e", "--database-url", url]
+    )
+    .output.trimmingCharacters(in: .whitespacesAndNewlines)
+    let cluster = try TestKafka.makeCluster(topics: [PaymentsTopic.orders: 6, PaymentsTopic.events: 6])
+    let stack = try ProcessStack(databaseURL: url, brokers: cluster.bootstrapServers)
+    let pool = PostgresConnectionPool(
+      connectionString: url, maximumConnections: 2, logger: quietLogger("e2e"))
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    do {
+      let (sandboxPort, commandPort, queryPort) = (try freePort(), try freePort(), try freePort())
+      let dispatcherPorts = try (0..<3).map { _ in try freePort() }
+      try await stack.start(
+        "sandbox",
+        [
+          "provider-sandbox", "--port", String(sandboxPort), "--rate-limit", "2", "--unavailable-rate", "0.2",
+          "--lost-response-rate", "0.05", "--lost-response-seconds", "10", "--decline-amount", "402",
+        ], port: sandboxPort)
+      try await stack.start("command", stack.service("command", port: commandPort), port: commandPort)
+      try await stack.start("query", stack.service("query", port: queryPort), port: queryPort)
+      let dispatcherArguments = { (index: Int) in
+        stack.service(
+          "dispatcher", port: dispatcherPorts[index],
+          extra: [
+            "--provider", "sandbox=http://127.0.0.1:\(sandboxPort)", "--provider-timeout", "2", "--workers",
+            "3",
+          ])
+      }
+      for index in 0..<3 {
+        try await stack.start("dispatcher-\(index)", dispatcherArguments(index), port: dispatcherPorts[index])
+      }
+
+      // Submit 300 payments; every 20th has the amount the sandbox always declines.
+      let transport = HTTP2ClientTransport(
+        configuration: .init(host: "127.0.0.1", port: commandPort), logger: quietLogger("e2e"))
+      let client = Payments_V1_PaymentCommandService.Client(RPCClient(transport: transport))
+      let metadata: Metadata = [("authorization", "Bearer \(key)")]
+      var declinedIDs: Set<String> = []
+      var allIDs: Set<String> = []
+      for index in 0..<300 {
+        let declined = index % 20 == 7
+        let response = try await client.submitPayment(
+          validRequest(key: "e2e-\(index)", amount: declined ? 402 : 500 + Int64(index)), metadata: metadata)
+        allIDs.insert(response.payment!.paymentID)
+        if declined { declinedIDs.insert(response.payment!.paymentID) }
+      }
+      transport.close()
+
+      // A dispatcher dies in the middle of provider calls and comes back.
+      try await Task.sleep(for: .seconds(20))
+      try await stack.kill("dispatcher-0")
+      try await Task.sleep(for: .seconds(3))
+      try await stack.start("dispatcher-0", dispatcherArguments(0), port: dispatcherPorts[0])
+
+      // Every payment becomes terminal in the read model (2 charges per second: about 150 s of
+      // charges, plus retries).
+      let deadline = ContinuousClock.now + .seconds(420)
+      while ContinuousClock.now < deadline {
+        let done = try await pool.query("SELECT count(*) FROM query.payments WHERE status IN (4, 5)")
+        if try done[0].decode(Int.self, at: 0) == 300 { break }
+        try await Task.sleep(for: .seconds(2))
+      }
+      let rows = try await pool.query("SELECT payment_id, status, version, payment FROM query.payments")
+      #expect(rows.count == 300)
+      var succeeded: Set<String> = []
+      var failed: Set<String> = []
+      for row in rows {
+        let id = try row.decode(String.self, at: 0)
+        switch try row.decode(Int.self, at: 1) {
+        case 4: succeeded.insert(id)
+        case 5: failed.insert(id)
+        default: Issue.record("payment \(id) is not terminal")
+        }
+      }
+      #expect(Set(rows.map { try! $0.decode(String.self, at: 0) }) == allIDs)
+      #expect(failed == declinedIDs, "exactly the declined amounts failed")
+
+      // The provider's evidence: one charge per succeeded payment, none for declined ones, and
+      // never more than 2 calls in any 1-second window.
+      let ledger = try await sandboxJSON(Ledger.self, http, "http://127.0.0.1:\(sandboxPort)", "/v1/ledger")
+      let stats = try await sandboxJSON(
+        SandboxStats.self, http, "http://127.0.0.1:\(sandboxPort)", "/v1/stats")
+      let byKey = Dictionary(grouping: ledger.charges, by: \.idempotencyKey)
+      #expect(byKey.count == ledger.charges.count, "no payment was charged twice")
+      #expect(Set(byKey.keys) == succeeded)
+      #expect(stats.windowViolations == 0)
+      #expect(stats.maximumCallsInWindow <= 2)
+      #expect(stats.injectedFailures > 0 && stats.lostResponses > 0, "faults were injected: \(stats)")
+
+      // The dispatcher agrees with the query service on every payment.
+      let dispatcher = try await pool.query(
+        """
+        SELECT d.payment_id FROM dispatcher.payments d JOIN query.payments q USING (payment_id)
+        WHERE d.status <> q.status OR d.version <> q.version
+        """)
+      #expect(dispatcher.isEmpty, "dispatcher and read model disagree on \(dispatcher.count) payments")
+
+      // payments.events.v1 holds a terminal event for each payment.
+      let events = try await readTopic(cluster, PaymentsTopic.events, atLeast: 900, timeout: .seconds(30))
+      var terminal: Set<String> = []
+      for record in events {
+        let event = try Payments_V1_PaymentEvent(serializedBytes: record.value)
+        if event.type == .succeeded || event.type == .failed { terminal.insert(event.paymentID) }
+      }
+      #expect(terminal == allIDs)
+    } catch {
+      await stack.stopAll()
+      try? await http.shutdown()
+      await pool.close()
+      throw error
+    }
+    await stack.stopAll()
+    try await http.shutdown()
+    await pool.close()
+  }
+}
