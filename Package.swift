@@ -109,7 +109,7 @@ let package = Package(
       name: "DispatcherService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", .logging, .asyncHTTPClient,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .asyncHTTPClient,
         .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOFoundationCompat", package: "swift-nio"),
       ]),
@@ -125,7 +125,7 @@ let package = Package(
       name: "ProviderSandbox",
       dependencies: [
         .hummingbird, .product(name: "NIOCore", package: "swift-nio"),
-        .product(name: "HTTPTypes", package: "swift-http-types"), .logging,
+        .product(name: "HTTPTypes", package: "swift-http-types"), "TLS", .logging,
       ]),
 
     // MARK: SDK

@@ -5,6 +5,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/hmac.h>
 
 // Macros of OpenSSL as functions Swift can call.
 static inline long payments_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {

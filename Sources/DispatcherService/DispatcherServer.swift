@@ -35,6 +35,8 @@ public struct DispatcherServer: Sendable {
     public var rateLimiter = PostgresRateLimiter.Configuration()
     /// Provider name → base URL of a provider with the sandbox API.
     public var sandboxProviders: [String: String] = ["sandbox": "http://127.0.0.1:8090"]
+    /// Provider name → endpoint and signing secret of a provider with the "hmacpay" API.
+    public var hmacProviders: [String: HMACProviderSettings] = [:]
     public var defaultProvider = "sandbox"
     /// Currency → provider name.
     public var routes: [String: String] = [:]
@@ -164,5 +166,16 @@ public struct DispatcherServer: Sendable {
       health.setStatus(reachable ? .serving : .notServing)
       try? await Task.sleep(for: .seconds(2))
     }
+  }
+}
+
+/// Where an "hmacpay" provider is and the secret it signs with.
+public struct HMACProviderSettings: Sendable {
+  public var baseURL: String
+  /// Secret: never logged.
+  public var secret: String
+  public init(baseURL: String, secret: String) {
+    self.baseURL = baseURL
+    self.secret = secret
   }
 }

@@ -4,6 +4,7 @@ import Hummingbird
 public import Logging
 import NIOCore
 import Synchronization
+import TLS
 
 /// `payments provider-sandbox`: an HTTP/JSON stand-in for an external payment provider
 /// (ARCHITECTURE.md §8), Stripe-like, that keeps evidence for tests.
@@ -43,6 +44,8 @@ public struct ProviderSandbox: Sendable {
     public var declinedAccountPrefix = "acct_decline"
     /// Seed for the failure injection (reproducible runs).
     public var seed: UInt64 = 1
+    /// The shared secret of the second API flavour, `/hmacpay/v2` (secret).
+    public var hmacSecret = "sandbox-hmac-secret"
 
     public init() {}
   }
@@ -72,6 +75,14 @@ public struct ProviderSandbox: Sendable {
         return SandboxState.error(400, "invalid_request", "idempotency_key query parameter is required")
       }
       return try await state.lookup(idempotencyKey: key)
+    }
+    // The same provider behind a second API shape ("hmacpay"): requests signed with HMAC-SHA256,
+    // every answer a 200 whose body carries the result and error code.
+    router.post("/hmacpay/v2/payments") { request, context in
+      try await state.hmacCharge(request, context: context)
+    }
+    router.post("/hmacpay/v2/payments/status") { request, context in
+      try await state.hmacStatus(request, context: context)
     }
     router.get("/v1/ledger") { _, _ in try SandboxState.json(LedgerResponse(charges: state.ledger())) }
     router.get("/v1/stats") { _, _ in try SandboxState.json(state.stats()) }
@@ -201,13 +212,43 @@ final class SandboxState: Sendable {
       return Self.error(
         400, "invalid_request", "amount must be positive; currency, source and destination are required")
     }
-    enum Decision {
-      case replay(ChargeRequest, Outcome)
-      case fail(Int)
-      case decline(String, String)
-      case charged(SandboxCharge, lost: Bool, slow: Bool)
+    switch decide(key: key, body: body, arrived: arrived) {
+    case .replay(let earlier, let outcome):
+      guard earlier == body else {
+        return Self.error(
+          422, "idempotency_key_reused", "Idempotency-Key \(key) was used with other parameters")
+      }
+      switch outcome {
+      case .charged(let id):
+        var response = try Self.json(state.withLock { $0.charges[id]! })
+        response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+        return response
+      case .declined(let code, let message):
+        return Self.error(402, code, message)
+      }
+    case .fail(let status):
+      return Self.error(
+        status, status == 500 ? "internal_error" : "unavailable", "injected failure; nothing was charged")
+    case .decline(let code, let message):
+      return Self.error(402, code, message)
+    case .charged(let charge, let lost, let slow):
+      if lost { try await Task.sleep(for: configuration.lostResponseDelay) }
+      if slow { try await Task.sleep(for: configuration.slowDelay) }
+      return try Self.json(charge, status: 201)
     }
-    let decision = state.withLock { state -> Decision in
+  }
+
+  enum Decision {
+    case replay(ChargeRequest, Outcome)
+    case fail(Int)
+    case decline(String, String)
+    case charged(SandboxCharge, lost: Bool, slow: Bool)
+  }
+
+  /// The provider's decision on a charge request (and its bookkeeping), shared by both API
+  /// flavours.
+  func decide(key: String, body: ChargeRequest, arrived: Date) -> Decision {
+    state.withLock { state -> Decision in
       if let earlier = state.keys[key] {
         state.stats.idempotentReplays += 1
         return .replay(earlier.request, earlier.outcome)
@@ -245,29 +286,89 @@ final class SandboxState: Sendable {
       if slow { state.stats.slowResponses += 1 }
       return .charged(charge, lost: lost, slow: slow)
     }
-    switch decision {
-    case .replay(let earlier, let outcome):
-      guard earlier == body else {
-        return Self.error(
-          422, "idempotency_key_reused", "Idempotency-Key \(key) was used with other parameters")
-      }
-      switch outcome {
-      case .charged(let id):
-        var response = try Self.json(state.withLock { $0.charges[id]! })
-        response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
-        return response
-      case .declined(let code, let message):
-        return Self.error(402, code, message)
-      }
-    case .fail(let status):
-      return Self.error(
-        status, status == 500 ? "internal_error" : "unavailable", "injected failure; nothing was charged")
-    case .decline(let code, let message):
-      return Self.error(402, code, message)
+  }
+
+  // MARK: - The "hmacpay" API flavour
+
+  struct HMACPaymentRequest: Codable {
+    var requestID: String
+    var amountMinor: Int64
+    var currency: String
+    var payer: String
+    var payee: String
+    enum CodingKeys: String, CodingKey {
+      case requestID = "request_id"
+      case amountMinor = "amount_minor"
+      case currency, payer, payee
+    }
+  }
+
+  struct HMACStatusRequest: Codable {
+    var requestID: String
+    enum CodingKeys: String, CodingKey { case requestID = "request_id" }
+  }
+
+  struct HMACResult: Codable {
+    /// `approved`, `declined` or `error`.
+    var result: String
+    var code: String
+    var reference: String
+  }
+
+  /// The verified body of a signed request, or `nil` when the signature is wrong.
+  private func verifiedBody(_ request: Request) async throws -> [UInt8]? {
+    let buffer = try await request.body.collect(upTo: 1 << 20)
+    let bytes = Array(buffer.readableBytesView)
+    let expected = hexString(hmacSHA256(key: Array(configuration.hmacSecret.utf8), message: bytes))
+    guard let signature = request.headers[HTTPField.Name("X-Signature")!],
+      constantTimeEquals(Array(signature.utf8), Array(expected.utf8))
+    else { return nil }
+    return bytes
+  }
+
+  func hmacCharge(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    let arrived = Date()
+    guard admit() else {
+      return try Self.json(HMACResult(result: "error", code: "rate_limited", reference: ""))
+    }
+    guard let bytes = try await verifiedBody(request) else {
+      return try Self.json(HMACResult(result: "error", code: "bad_signature", reference: ""))
+    }
+    guard let body = try? JSONDecoder().decode(HMACPaymentRequest.self, from: Data(bytes)),
+      body.amountMinor > 0
+    else {
+      return try Self.json(HMACResult(result: "error", code: "invalid_request", reference: ""))
+    }
+    let charge = ChargeRequest(
+      amount: body.amountMinor, currency: body.currency, source: body.payer, destination: body.payee,
+      description: nil)
+    switch decide(key: body.requestID, body: charge, arrived: arrived) {
+    case .replay(_, .charged(let id)):
+      return try Self.json(HMACResult(result: "approved", code: "", reference: id))
+    case .replay(_, .declined(let code, _)), .decline(let code, _):
+      return try Self.json(HMACResult(result: "declined", code: code, reference: ""))
+    case .fail:
+      return try Self.json(HMACResult(result: "error", code: "temporarily_unavailable", reference: ""))
     case .charged(let charge, let lost, let slow):
       if lost { try await Task.sleep(for: configuration.lostResponseDelay) }
       if slow { try await Task.sleep(for: configuration.slowDelay) }
-      return try Self.json(charge, status: 201)
+      return try Self.json(HMACResult(result: "approved", code: "", reference: charge.id))
+    }
+  }
+
+  func hmacStatus(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    guard admit() else {
+      return try Self.json(HMACResult(result: "error", code: "rate_limited", reference: ""))
+    }
+    guard let bytes = try await verifiedBody(request),
+      let body = try? JSONDecoder().decode(HMACStatusRequest.self, from: Data(bytes))
+    else { return try Self.json(HMACResult(result: "error", code: "bad_signature", reference: "")) }
+    let outcome = state.withLock { $0.keys[body.requestID]?.outcome }
+    switch outcome {
+    case .charged(let id)?: return try Self.json(HMACResult(result: "approved", code: "", reference: id))
+    case .declined(let code, _)?:
+      return try Self.json(HMACResult(result: "declined", code: code, reference: ""))
+    case nil: return try Self.json(HMACResult(result: "unknown_request", code: "", reference: ""))
     }
   }
 

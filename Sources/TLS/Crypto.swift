@@ -36,3 +36,31 @@ public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
   for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
   return difference == 0
 }
+
+/// HMAC-SHA256 (OpenSSL): the 32-byte authentication code of `message` under `key`.
+public func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+  var code = [UInt8](repeating: 0, count: 32)
+  var length: UInt32 = 32
+  let result = key.withUnsafeBufferPointer { keyBuffer in
+    message.withUnsafeBufferPointer { messageBuffer in
+      HMAC(
+        EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count), messageBuffer.baseAddress,
+        messageBuffer.count,
+        &code, &length)
+    }
+  }
+  precondition(result != nil && length == 32, "HMAC-SHA256 failed")
+  return code
+}
+
+/// Lower-case hexadecimal digits of `bytes`.
+public func hexString(_ bytes: [UInt8]) -> String {
+  let digits = Array("0123456789abcdef".utf8)
+  var text = [UInt8]()
+  text.reserveCapacity(bytes.count * 2)
+  for byte in bytes {
+    text.append(digits[Int(byte >> 4)])
+    text.append(digits[Int(byte & 0x0F)])
+  }
+  return String(decoding: text, as: UTF8.self)
+}

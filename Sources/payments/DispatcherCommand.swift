@@ -21,6 +21,13 @@ struct DispatcherCommand: AsyncParsableCommand {
   )
   var providers: [String] = []
 
+  @Option(
+    name: .customLong("hmac-provider"),
+    help:
+      "A provider with the hmacpay API, as NAME=BASE_URL (repeatable); its secret from $PAYMENTS_HMAC_SECRET."
+  )
+  var hmacProviders: [String] = []
+
   @Option(help: "The provider for payments that name none.")
   var defaultProvider: String = "sandbox"
 
@@ -65,8 +72,22 @@ struct DispatcherCommand: AsyncParsableCommand {
       }
       configuration.sandboxProviders = parsed
     }
+    for provider in hmacProviders {
+      let parts = provider.split(separator: "=", maxSplits: 1)
+      guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http") else {
+        throw ValidationError("--hmac-provider '\(provider)': expected NAME=http://HOST:PORT")
+      }
+      guard let secret = ProcessInfoEnvironment.value("PAYMENTS_HMAC_SECRET"), !secret.isEmpty else {
+        throw ValidationError("--hmac-provider needs the signing secret in PAYMENTS_HMAC_SECRET")
+      }
+      configuration.hmacProviders[String(parts[0])] = HMACProviderSettings(
+        baseURL: String(parts[1]), secret: secret)
+    }
     configuration.defaultProvider = defaultProvider
-    guard configuration.sandboxProviders[defaultProvider] != nil else {
+    guard
+      configuration.sandboxProviders[defaultProvider] != nil
+        || configuration.hmacProviders[defaultProvider] != nil
+    else {
       throw ValidationError("--default-provider '\(defaultProvider)' is not among the --provider entries")
     }
     let server = DispatcherServer(configuration: configuration, logger: logger)

@@ -82,3 +82,56 @@ struct SandboxProviderTests {
     }
   }
 }
+
+@Suite("HMAC provider adapter: a second API shape")
+struct HMACPayProviderTests {
+  @Test("signed requests; result codes in 200 bodies map to the same outcome classes")
+  func outcomes() async throws {
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.hmacSecret = "s3cret"
+    }) { base, client in
+      let provider = HMACPayProvider(baseURL: base, secret: "s3cret", client: client)
+      guard case .succeeded(let reference) = await provider.charge(chargeRequest("h1")) else {
+        return #expect(Bool(false), "expected success")
+      }
+      #expect(await provider.charge(chargeRequest("h1")) == .succeeded(reference: reference), "idempotent")
+      #expect(await provider.inquire(idempotencyKey: "h1") == .charged(reference: reference))
+      #expect(await provider.inquire(idempotencyKey: "nope") == .notCharged)
+      #expect(
+        await provider.charge(chargeRequest("h2", amount: 402))
+          == .permanentFailure(code: "card_declined", message: "declined by hmacpay"))
+      // A wrong secret is refused for good, not retried.
+      let forged = HMACPayProvider(baseURL: base, secret: "wrong", client: client)
+      guard case .permanentFailure(let code, _) = await forged.charge(chargeRequest("h3")) else {
+        return #expect(Bool(false), "a bad signature is permanent")
+      }
+      #expect(code == "bad_signature")
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.unavailableRate = 1
+    }) { base, client in
+      let outcome = await HMACPayProvider(baseURL: base, secret: "sandbox-hmac-secret", client: client)
+        .charge(chargeRequest("t1"))
+      guard case .transientFailure = outcome else {
+        return #expect(Bool(false), "unavailable is transient: \(outcome)")
+      }
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.lostResponseRate = 1
+      $0.lostResponseDelay = .seconds(5)
+    }) { base, client in
+      let provider = HMACPayProvider(
+        baseURL: base, secret: "sandbox-hmac-secret", client: client, timeout: .milliseconds(400))
+      let outcome = await provider.charge(chargeRequest("u1"))
+      guard case .unknown = outcome else {
+        return #expect(Bool(false), "a lost reply is unknown: \(outcome)")
+      }
+      guard case .charged = await provider.inquire(idempotencyKey: "u1") else {
+        return #expect(Bool(false), "the status call finds the charge")
+      }
+    }
+  }
+}
