@@ -151,6 +151,58 @@ case "get":
     guard payment.paymentID == id else { throw Failure(description: "wrong payment") }
   }
   recorder.report("get concurrency=\(concurrency) connections=\(connections)", seconds: seconds)
+case "submit-count":
+  // PaymentsLoad submit-count HOST:PORT KEY COUNT: a backlog of COUNT payments, 8 at a time.
+  let key = arguments[3]
+  let count = Int(arguments[4])!
+  let client = Payments_V1_PaymentCommandService.Client(
+    RPCClient(transport: try transports(arguments[2], count: 1)[0]))
+  let metadata: Metadata = [("authorization", "Bearer \(key)")]
+  try await withThrowingTaskGroup(of: Void.self) { group in
+    for worker in 0..<8 {
+      group.addTask {
+        for index in stride(from: worker, to: count, by: 8) {
+          _ = try await client.submitPayment(request(index, run: run), metadata: metadata)
+        }
+      }
+    }
+    try await group.waitForAll()
+  }
+  print("submitted \(count)")
+case "latency":
+  // PaymentsLoad latency COMMAND QUERY KEY COUNT: one payment at a time on an idle system, from
+  // SubmitPayment to the SUCCEEDED state seen through WatchPayment.
+  let key = arguments[4]
+  let count = Int(arguments[5])!
+  let metadata: Metadata = [("authorization", "Bearer \(key)")]
+  let command = Payments_V1_PaymentCommandService.Client(
+    RPCClient(transport: try transports(arguments[2], count: 1)[0]))
+  let query = Payments_V1_PaymentQueryService.Client(
+    RPCClient(transport: try transports(arguments[3], count: 1)[0]))
+  let recorder = Recorder()
+  let start = ContinuousClock.now
+  for index in 0..<count {
+    let begin = ContinuousClock.now
+    let payment = try await command.submitPayment(request(index, run: run + "-latency"), metadata: metadata)
+      .payment!
+    let status = try await query.watchPayment(
+      .with { $0.paymentID = payment.paymentID }, metadata: metadata, options: .init(timeout: .seconds(60))
+    ) { stream in
+      var last = Payments_V1_PaymentStatus.unspecified
+      for try await update in stream { last = update.status }
+      return last
+    }
+    let elapsed = ContinuousClock.now - begin
+    if status == .succeeded {
+      recorder.success(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    } else {
+      recorder.failure(Failure(description: "ended \(status)"))
+    }
+    // Idle between payments, so the rate limiter never makes one wait for another.
+    try await Task.sleep(for: .seconds(1))
+  }
+  let total = ContinuousClock.now - start
+  recorder.report("submit-to-succeeded", seconds: Double(total.components.seconds))
 default:
   print("unknown mode \(arguments[1])")
   exit(64)
