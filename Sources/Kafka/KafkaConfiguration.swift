@@ -76,11 +76,15 @@ public struct KafkaConsumerConfiguration: Sendable {
   /// A member that doesn't ask for a record for this long leaves the group
   /// (`max.poll.interval.ms`). Default 5 minutes.
   public var maxPollInterval: Duration
+  /// How long the broker may hold a fetch while it has no new records (`fetch.wait.max.ms`).
+  /// Default 50 ms: a record reaches the consumer within that, not librdkafka's 500 ms; the price
+  /// is up to 20 empty fetches a second per broker while idle.
+  public var fetchWait: Duration
 
   public init(
     client: KafkaClientConfiguration, groupID: String, autoOffsetReset: OffsetReset = .earliest,
     sessionTimeout: Duration = .seconds(10), heartbeatInterval: Duration = .seconds(1),
-    maxPollInterval: Duration = .seconds(300)
+    maxPollInterval: Duration = .seconds(300), fetchWait: Duration = .milliseconds(50)
   ) {
     self.client = client
     self.groupID = groupID
@@ -88,6 +92,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     self.sessionTimeout = sessionTimeout
     self.heartbeatInterval = heartbeatInterval
     self.maxPollInterval = maxPollInterval
+    self.fetchWait = fetchWait
   }
 
   static let enforced: [(String, String)] = [
@@ -102,6 +107,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         ("session.timeout.ms", String(sessionTimeout.milliseconds)),
         ("heartbeat.interval.ms", String(heartbeatInterval.milliseconds)),
         ("max.poll.interval.ms", String(maxPollInterval.milliseconds)),
+        ("fetch.wait.max.ms", String(fetchWait.milliseconds)),
       ],
       overrides: client.properties, enforced: Self.enforced)
   }

@@ -4,6 +4,9 @@
 //   PaymentsLoad submit HOST:PORT KEY CONCURRENCY SECONDS [CONNECTIONS]
 //   PaymentsLoad get COMMAND_HOST:PORT QUERY_HOST:PORT KEY CONCURRENCY SECONDS [CONNECTIONS]
 //
+//   PaymentsLoad submit-count HOST:PORT KEY COUNT
+//   PaymentsLoad latency COMMAND QUERY KEY COUNT
+//
 // Every submission has a fresh idempotency key, so each one is a new payment (no replays).
 import Foundation
 import Logging
@@ -92,9 +95,11 @@ func drive(
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 6 else {
+guard arguments.count >= 5 else {
   print("usage: PaymentsLoad submit HOST:PORT KEY CONCURRENCY SECONDS [CONNECTIONS]")
   print("       PaymentsLoad get COMMAND QUERY KEY CONCURRENCY SECONDS [CONNECTIONS]")
+  print("       PaymentsLoad submit-count HOST:PORT KEY COUNT")
+  print("       PaymentsLoad latency COMMAND QUERY KEY COUNT")
   exit(64)
 }
 let run = String(UUID().uuidString.prefix(8))
