@@ -42,6 +42,10 @@ public struct DispatcherServer: Sendable {
     public var routes: [String: String] = [:]
     /// Timeout of one provider call.
     public var providerTimeout: Duration = .seconds(5)
+    /// Per-provider timeouts and retry policies (the rate limit per provider is in
+    /// ``rateLimiter``'s `limits`).
+    public var providerTimeouts: [String: Duration] = [:]
+    public var providerRetry: [String: RetryPolicy] = [:]
 
     public init(databaseURL: String, consumer: KafkaConsumerConfiguration, producer: KafkaClientConfiguration)
     {
@@ -91,7 +95,8 @@ public struct DispatcherServer: Sendable {
     let store = WorkStore(pool: pool, owner: owner, lease: configuration.lease)
     let limiter = PostgresRateLimiter(pool: pool, configuration: configuration.rateLimiter, logger: logger)
     let worker = PaymentWorker(
-      store: store, limiter: limiter, providers: registry, retry: configuration.retry, logger: logger)
+      store: store, limiter: limiter, providers: registry, retry: configuration.retry,
+      retryByProvider: configuration.providerRetry, logger: logger)
     let doorbells = (0..<configuration.workers).map { _ in Doorbell() }
     var intake = BatchConsumer(
       configuration: configuration.consumer, topics: [PaymentsTopic.orders], logger: logger)
@@ -118,7 +123,7 @@ public struct DispatcherServer: Sendable {
           }
         }
         group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
-        group.addTask { await Self.watchHealth(pool: pool, health: health) }
+        group.addTask { await Self.watchHealth(pool: pool, producer: producer, health: health) }
         for doorbell in doorbells { group.addTask { await worker.run(doorbell: doorbell) } }
         let port = try await transport.boundPort()
         logger.info(
@@ -159,11 +164,15 @@ public struct DispatcherServer: Sendable {
     }
   }
 
-  /// SERVING while PostgreSQL answers, NOT_SERVING while it does not (checked every 2 s).
-  private static func watchHealth(pool: PostgresConnectionPool, health: HealthService) async {
+  /// SERVING while PostgreSQL and Kafka answer, NOT_SERVING while either does not (checked
+  /// every 2 s).
+  private static func watchHealth(
+    pool: PostgresConnectionPool, producer: KafkaProducer, health: HealthService
+  ) async {
     while !Task.isCancelled {
-      let reachable = (try? await pool.query("SELECT 1")) != nil
-      health.setStatus(reachable ? .serving : .notServing)
+      let database = (try? await pool.query("SELECT 1")) != nil
+      let kafka = await producer.brokersReachable(timeout: .seconds(2))
+      health.setStatus(database && kafka ? .serving : .notServing)
       try? await Task.sleep(for: .seconds(2))
     }
   }

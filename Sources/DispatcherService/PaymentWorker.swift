@@ -20,17 +20,21 @@ public struct PaymentWorker: Sendable {
   private let store: WorkStore
   private let limiter: PostgresRateLimiter
   private let providers: ProviderRegistry
-  private let retry: RetryPolicy
+  private let defaultRetry: RetryPolicy
+  private let retryByProvider: [String: RetryPolicy]
   private let logger: Logger
 
+  /// - Parameters:
+  ///   - retry: the retry policy of providers without one in `retryByProvider`.
   public init(
     store: WorkStore, limiter: PostgresRateLimiter, providers: ProviderRegistry, retry: RetryPolicy,
-    logger: Logger
+    retryByProvider: [String: RetryPolicy] = [:], logger: Logger
   ) {
     self.store = store
     self.limiter = limiter
     self.providers = providers
-    self.retry = retry
+    self.defaultRetry = retry
+    self.retryByProvider = retryByProvider
     self.logger = logger
   }
 
@@ -67,6 +71,7 @@ public struct PaymentWorker: Sendable {
         to: claimed, callOutcome: nil)
       return
     }
+    let retry = retryByProvider[claimed.provider] ?? defaultRetry
     var item = claimed
     if item.status == .processing {
       item.outcomeUnknown = true  // a worker died during this attempt
@@ -102,7 +107,7 @@ public struct PaymentWorker: Sendable {
         _ = try await store.apply(
           Transition(
             status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-            nextAttemptAt: Date() + backoff(after: item.attempts)),
+            nextAttemptAt: Date() + backoff(after: item.attempts, retry)),
           to: item, callOutcome: ("inquiry", "unavailable", reason))
         return
       case .notCharged:
@@ -135,13 +140,13 @@ public struct PaymentWorker: Sendable {
       } else {
         transition = Transition(
           status: .retryScheduled, attempts: item.attempts,
-          nextAttemptAt: Date() + backoff(after: item.attempts))
+          nextAttemptAt: Date() + backoff(after: item.attempts, retry))
       }
       record = ("charge", "transient_failure", reason)
     case .unknown(let reason):
       transition = Transition(
         status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-        nextAttemptAt: Date() + backoff(after: item.attempts))
+        nextAttemptAt: Date() + backoff(after: item.attempts, retry))
       record = ("charge", "unknown", reason)
     }
     if try await store.apply(transition, to: item, callOutcome: record) == nil {
@@ -151,7 +156,7 @@ public struct PaymentWorker: Sendable {
 
   /// The wait before the next attempt; after the last regular attempt (only unknown outcomes get
   /// there) the cap.
-  private func backoff(after attempt: Int32) -> TimeInterval {
+  private func backoff(after attempt: Int32, _ retry: RetryPolicy) -> TimeInterval {
     var generator = SystemRandomNumberGenerator()
     let delay = retry.delay(afterAttempt: Int(attempt), using: &generator) ?? retry.cap
     return Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18

@@ -186,6 +186,23 @@ public final class KafkaProducer: Sendable {
     }
   }
 
+  /// Whether a broker answers a metadata request within `timeout` (for readiness checks). The
+  /// request runs on a thread of its own, so no cooperative thread blocks.
+  public func brokersReachable(timeout: Duration = .seconds(2)) async -> Bool {
+    let client = self.client
+    let milliseconds = Int32(clamping: timeout.milliseconds)
+    return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+      let thread = Thread {
+        var metadata: UnsafePointer<rd_kafka_metadata>? = nil
+        let error = rd_kafka_metadata(client.handle, 0, nil, &metadata, milliseconds)
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        continuation.resume(returning: error == RD_KAFKA_RESP_ERR_NO_ERROR)
+      }
+      thread.name = "kafka-metadata"
+      thread.start()
+    }
+  }
+
   /// The records handed to librdkafka and not yet reported.
   public var outstandingRecords: Int { Int(rd_kafka_outq_len(client.handle)) }
 

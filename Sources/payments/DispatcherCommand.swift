@@ -28,6 +28,13 @@ struct DispatcherCommand: AsyncParsableCommand {
   )
   var hmacProviders: [String] = []
 
+  @Option(
+    name: .customLong("provider-setting"),
+    help:
+      "A per-provider setting, as NAME:KEY=VALUE with KEY rate-limit, timeout (seconds) or max-attempts (repeatable)."
+  )
+  var providerSettings: [String] = []
+
   @Option(help: "The provider for payments that name none.")
   var defaultProvider: String = "sandbox"
 
@@ -82,6 +89,23 @@ struct DispatcherCommand: AsyncParsableCommand {
       }
       configuration.hmacProviders[String(parts[0])] = HMACProviderSettings(
         baseURL: String(parts[1]), secret: secret)
+    }
+    for setting in providerSettings {
+      let nameAndRest = setting.split(separator: ":", maxSplits: 1)
+      let keyAndValue = nameAndRest.count == 2 ? nameAndRest[1].split(separator: "=", maxSplits: 1) : []
+      guard nameAndRest.count == 2, keyAndValue.count == 2, let number = Double(keyAndValue[1]), number > 0
+      else {
+        throw ValidationError(
+          "--provider-setting '\(setting)': expected NAME:KEY=VALUE with a positive number")
+      }
+      let name = String(nameAndRest[0])
+      switch keyAndValue[0] {
+      case "rate-limit": configuration.rateLimiter.limits[name] = Int(number)
+      case "timeout": configuration.providerTimeouts[name] = .milliseconds(Int64(number * 1000))
+      case "max-attempts": configuration.providerRetry[name] = RetryPolicy(maximumAttempts: Int(number))
+      default:
+        throw ValidationError("--provider-setting '\(setting)': KEY is rate-limit, timeout or max-attempts")
+      }
     }
     configuration.defaultProvider = defaultProvider
     guard

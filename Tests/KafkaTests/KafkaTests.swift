@@ -273,6 +273,20 @@ struct KafkaTests {
     #expect(largest > 1, "records already fetched come in one batch")
   }
 
+  @Test("brokersReachable answers the readiness question: true while a broker is up, false while none is")
+  func reachability() async throws {
+    let cluster = try TestKafka.makeCluster(brokers: 1, topics: ["ready": 1])
+    let producer = try producer(cluster)
+    #expect(await producer.brokersReachable(timeout: .seconds(5)))
+    try cluster.setBrokerDown(1)
+    #expect(await producer.brokersReachable(timeout: .milliseconds(500)) == false)
+    try cluster.setBrokerUp(1)
+    var back = false
+    for _ in 0..<20 where !back { back = await producer.brokersReachable(timeout: .seconds(1)) }
+    #expect(back, "reachable again once the broker is back")
+    await producer.close(flushTimeout: .seconds(1))
+  }
+
   @Test("headers and null keys survive the round trip")
   func headersRoundTrip() async throws {
     let cluster = try TestKafka.makeCluster(topics: ["h": 1])
