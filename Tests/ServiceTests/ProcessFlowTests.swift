@@ -38,7 +38,7 @@ final class ProcessStack: Sendable {
     defer { close(fd) }
     let pid = try ChildProcess.spawn(try Executables.path("payments"), arguments, output: fd)
     pids.add(name, pid)
-    try await waitForPort(port, pid: pid, log: log)
+    try await waitForListener(port, pid: pid, log: log)
     return pid
   }
 
@@ -64,29 +64,6 @@ final class ProcessStack: Sendable {
     try? FileManager.default.removeItem(atPath: directory)
   }
 
-  private func waitForPort(_ port: Int, pid: Int32, log: String) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
-    while ContinuousClock.now < deadline {
-      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      var address = sockaddr_in()
-      address.sin_family = sa_family_t(AF_INET)
-      address.sin_port = in_port_t(UInt16(port).bigEndian)
-      address.sin_addr.s_addr = inet_addr("127.0.0.1")
-      let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-      }
-      close(fd)
-      if connected == 0 { return }
-      var status: Int32 = 0
-      if waitpid(pid, &status, WNOHANG) == pid {
-        throw HarnessError("payments exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-      }
-      try await Task.sleep(for: .milliseconds(50))
-    }
-    throw HarnessError("nothing listens on \(port)")
-  }
 }
 
 final class SlotPIDs: Sendable {
@@ -227,4 +204,29 @@ struct ProcessFlowTests {
     try await http.shutdown()
     await pool.close()
   }
+}
+
+/// Waits until something accepts TCP connections on `port`; fails when process `pid` exits first.
+func waitForListener(_ port: Int, pid: Int32, log: String) async throws {
+  let deadline = ContinuousClock.now + .seconds(30)
+  while ContinuousClock.now < deadline {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    close(fd)
+    if connected == 0 { return }
+    var status: Int32 = 0
+    if waitpid(pid, &status, WNOHANG) == pid {
+      throw HarnessError("payments exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+    try await Task.sleep(for: .milliseconds(50))
+  }
+  throw HarnessError("nothing listens on \(port)")
 }

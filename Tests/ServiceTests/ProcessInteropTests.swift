@@ -21,31 +21,6 @@ struct ProcessInteropTests {
     return try ChildProcess.spawn(try Executables.path("payments"), arguments, output: fd)
   }
 
-  /// Waits until something accepts TCP connections on `port`.
-  func waitForListener(_ port: Int, pid: Int32, log: String) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
-    while ContinuousClock.now < deadline {
-      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      var address = sockaddr_in()
-      address.sin_family = sa_family_t(AF_INET)
-      address.sin_port = in_port_t(UInt16(port).bigEndian)
-      address.sin_addr.s_addr = inet_addr("127.0.0.1")
-      let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-      }
-      close(fd)
-      if connected == 0 { return }
-      var status: Int32 = 0
-      if waitpid(pid, &status, WNOHANG) == pid {
-        throw HarnessError("payments exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-      }
-      try await Task.sleep(for: .milliseconds(50))
-    }
-    throw HarnessError("nothing listens on \(port)")
-  }
-
   @Test("Python grpcio submits and reads a payment using only the .proto files")
   func pythonClient() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
