@@ -46,6 +46,10 @@ public struct DispatcherServer: Sendable {
     /// ``rateLimiter``'s `limits`).
     public var providerTimeouts: [String: Duration] = [:]
     public var providerRetry: [String: RetryPolicy] = [:]
+    /// How long after its acceptance a payment may still be charged; later it fails with reason
+    /// `expired` (never while a charge may exist: an unknown outcome is resolved first).
+    /// `nil` (the default): payments do not expire.
+    public var paymentExpiry: Duration? = nil
 
     public init(databaseURL: String, consumer: KafkaConsumerConfiguration, producer: KafkaClientConfiguration)
     {
@@ -117,7 +121,7 @@ public struct DispatcherServer: Sendable {
           try await finalIntake.run { records in
             let orders = records.compactMap { try? Payments_V1_PaymentOrderRecord(serializedBytes: $0.value) }
               .filter { !$0.paymentID.isEmpty }
-            try await store.intake(orders) {
+            try await store.intake(orders, expiry: configuration.paymentExpiry) {
               finalRegistry.route(requested: $0.provider, currency: $0.amount?.currency ?? "")
             }
           }

@@ -73,6 +73,11 @@ public struct PaymentWorker: Sendable {
     }
     let retry = retryByProvider[claimed.provider] ?? defaultRetry
     var item = claimed
+    if item.status != .processing, !item.outcomeUnknown, item.isExpired {
+      // No call of this payment can have charged (none was made, or each one's outcome is known).
+      _ = try await store.apply(item.expiry, to: item, callOutcome: nil)
+      return
+    }
     if item.status == .processing {
       item.outcomeUnknown = true  // a worker died during this attempt
     } else {
@@ -107,11 +112,15 @@ public struct PaymentWorker: Sendable {
         _ = try await store.apply(
           Transition(
             status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-            nextAttemptAt: Date() + backoff(after: item.attempts, retry)),
+            nextAttemptAt: item.nextAttempt(after: backoff(after: item.attempts, retry))),
           to: item, callOutcome: ("inquiry", "unavailable", reason))
         return
       case .notCharged:
         item.outcomeUnknown = false  // safe to charge now
+        if item.isExpired {
+          _ = try await store.apply(item.expiry, to: item, callOutcome: ("inquiry", "not_charged", "expired"))
+          return
+        }
       }
     }
 
@@ -140,13 +149,13 @@ public struct PaymentWorker: Sendable {
       } else {
         transition = Transition(
           status: .retryScheduled, attempts: item.attempts,
-          nextAttemptAt: Date() + backoff(after: item.attempts, retry))
+          nextAttemptAt: item.nextAttempt(after: backoff(after: item.attempts, retry)))
       }
       record = ("charge", "transient_failure", reason)
     case .unknown(let reason):
       transition = Transition(
         status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-        nextAttemptAt: Date() + backoff(after: item.attempts, retry))
+        nextAttemptAt: item.nextAttempt(after: backoff(after: item.attempts, retry)))
       record = ("charge", "unknown", reason)
     }
     if try await store.apply(transition, to: item, callOutcome: record) == nil {
@@ -160,5 +169,31 @@ public struct PaymentWorker: Sendable {
     var generator = SystemRandomNumberGenerator()
     let delay = retry.delay(afterAttempt: Int(attempt), using: &generator) ?? retry.cap
     return Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+  }
+}
+
+extension WorkItem {
+  /// Past its expiry: it must not be charged any more.
+  var isExpired: Bool { expiresAt.map { $0 <= Date() } ?? false }
+
+  /// The transition of an expired payment.
+  var expiry: Transition {
+    Transition(
+      status: .failed, attempts: attempts,
+      failure: (
+        "expired",
+        attempts == 0
+          ? "the payment expired before it could be sent to the provider"
+          : "the payment expired after \(attempts) attempt(s) without a charge"
+      ))
+  }
+
+  /// When to try again after waiting `backoff` seconds: no later than a future expiry, so that
+  /// an expiring payment ends on time instead of after a long backoff. (Once expired, only an
+  /// unknown outcome keeps a payment going, and its inquiries keep their backoff.)
+  func nextAttempt(after backoff: TimeInterval) -> Date {
+    let next = Date() + backoff
+    guard let expiresAt, expiresAt > Date() else { return next }
+    return min(next, expiresAt)
   }
 }

@@ -15,6 +15,8 @@ public struct WorkItem: Sendable {
   public var attempts: Int32
   public var providerKey: String
   public var outcomeUnknown: Bool
+  /// After this the payment is not charged any more (`FAILED`, reason `expired`); `nil`: never.
+  public var expiresAt: Date?
 }
 
 /// A state change of a held payment: the new status and what goes with it.
@@ -44,16 +46,22 @@ public struct WorkStore: Sendable {
   }
 
   /// Stores orders as work (a redelivered order changes nothing). `provider` picks each
-  /// order's provider.
+  /// order's provider; `expiry`, if given, is how long after its acceptance a payment may still
+  /// be charged.
   public func intake(
-    _ orders: [Payments_V1_PaymentOrderRecord], provider: (Payments_V1_PaymentOrderRecord) -> String
+    _ orders: [Payments_V1_PaymentOrderRecord], expiry: Duration? = nil,
+    provider: (Payments_V1_PaymentOrderRecord) -> String
   ) async throws {
     guard !orders.isEmpty else { return }
+    let expirySeconds = expiry.map {
+      Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18
+    }
     try await pool.execute(
       """
       INSERT INTO dispatcher.payments (payment_id, client_id, order_record, provider, status, version, provider_key,
-                                       next_attempt_at, created_at, updated_at)
-      SELECT payment_id, client_id, order_record, provider, 1, 1, payment_id, now(), created_at, now()
+                                       next_attempt_at, created_at, updated_at, expires_at)
+      SELECT payment_id, client_id, order_record, provider, 1, 1, payment_id, now(), created_at, now(),
+             created_at + \(expirySeconds)::float8 * interval '1 second'
       FROM unnest(\(PostgresArray(orders.map(\.paymentID)))::text[], \(PostgresArray(orders.map(\.clientID)))::text[],
                   \(PostgresArray(orders.map { $0.serializedBytes() }))::bytea[],
                   \(PostgresArray(orders.map(provider)))::text[],
@@ -74,7 +82,8 @@ public struct WorkStore: Sendable {
         WHERE status IN (1, 2, 3) AND next_attempt_at <= now()
           AND (lease_expires_at IS NULL OR lease_expires_at < now())
         ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key, outcome_unknown
+      RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key, outcome_unknown,
+                expires_at
       """)
     guard let row = try rows.singleRow() else { return nil }
     return WorkItem(
@@ -83,7 +92,8 @@ public struct WorkStore: Sendable {
       provider: try row.decode(String.self, at: 3),
       status: Payments_V1_PaymentStatus(rawValue: try row.decode(Int32.self, at: 4)),
       version: try row.decode(Int64.self, at: 5), attempts: try row.decode(Int32.self, at: 6),
-      providerKey: try row.decode(String.self, at: 7), outcomeUnknown: try row.decode(Bool.self, at: 8))
+      providerKey: try row.decode(String.self, at: 7), outcomeUnknown: try row.decode(Bool.self, at: 8),
+      expiresAt: try row.decode(Date?.self, at: 9))
   }
 
   /// How long until the next payment is due (nil: nothing pending).

@@ -34,6 +34,9 @@ public enum HTTP2Event: Sendable, Equatable {
   case streamClosed(streamID: Int32, errorCode: UInt32)
   /// The peer sent GOAWAY: streams above `lastStreamID` were not and will not be processed.
   case goAway(lastStreamID: Int32, errorCode: UInt32)
+  /// Client: a request's HEADERS were never sent (for example because GOAWAY arrived first), so
+  /// the peer never saw the stream; `reason` is nghttp2's.
+  case requestNotSent(streamID: Int32, reason: String)
 }
 
 /// An error of the HTTP/2 layer: the session can no longer be used and the connection should be
@@ -103,6 +106,10 @@ public final class HTTP2Session {
   fileprivate let resetBurst: Double = 500
   fileprivate let resetRefillPerSecond: Double = 100
   fileprivate var resetTokensUpdated = ContinuousClock.now
+  /// The GOAWAY this side sent, if any (its error code): explains why the session ended.
+  public fileprivate(set) var sentGoAwayCode: UInt32?
+  /// The GOAWAY the peer sent, if any (its error code).
+  public fileprivate(set) var receivedGoAwayCode: UInt32?
   /// Streams to reset (NO_ERROR) once their final HEADERS frame went out.
   fileprivate var resetsAfterResponse: Set<Int32> = []
 
@@ -117,6 +124,7 @@ public final class HTTP2Session {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSent)
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, onFrameNotSent)
 
     var option: OpaquePointer?
     nghttp2_option_new(&option)
@@ -451,6 +459,7 @@ private func onFrameReceived(
     }
   case Int(NGHTTP2_GOAWAY.rawValue):
     let goaway = frame!.pointee.goaway
+    owner.receivedGoAwayCode = goaway.error_code
     owner.events.append(.goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code))
   default:
     break
@@ -463,11 +472,31 @@ private func onFrameSent(
 ) -> Int32 {
   let owner = HTTP2Session.from(userData)
   let header = frame!.pointee.hd
+  if Int(header.type) == Int(NGHTTP2_GOAWAY.rawValue) {
+    owner.sentGoAwayCode = frame!.pointee.goaway.error_code
+  }
   if Int(header.type) == Int(NGHTTP2_HEADERS.rawValue),
     header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
     owner.resetsAfterResponse.remove(header.stream_id) != nil
   {
     owner.reset(streamID: header.stream_id, errorCode: HTTP2ErrorCode.noError)
+  }
+  return 0
+}
+
+private func onFrameNotSent(
+  _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ errorCode: Int32,
+  _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+  let owner = HTTP2Session.from(userData)
+  let header = frame!.pointee.hd
+  // A request that never left: nghttp2 opens no stream for it, so no close callback follows.
+  if Int(header.type) == Int(NGHTTP2_HEADERS.rawValue),
+    frame!.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+  {
+    owner.outbound[header.stream_id] = nil
+    owner.events.append(
+      .requestNotSent(streamID: header.stream_id, reason: String(cString: nghttp2_strerror(errorCode))))
   }
   return 0
 }

@@ -187,10 +187,21 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     loop.setWantsWrite(descriptor, outputOffset < output.count)
     resumeWriters()
     if !session.wantsRead && !session.wantsWrite && outputOffset == output.count {
-      close(reason: "session finished")
+      close(reason: sessionEndReason)
     } else if isDraining && streams.isEmpty && outputOffset == output.count {
       close(reason: "drained")
     }
+  }
+
+  /// Why nghttp2 finished the session (it wants neither to read nor to write).
+  private var sessionEndReason: String {
+    if let code = session.sentGoAwayCode, code != HTTP2ErrorCode.noError {
+      return "session ended: this side sent GOAWAY with HTTP/2 error code \(code)"
+    }
+    if let code = session.receivedGoAwayCode {
+      return "session ended: \(peer) sent GOAWAY with HTTP/2 error code \(code)"
+    }
+    return "session finished"
   }
 
   /// Closes the socket; every open stream ends (server: handlers are cancelled; client: callers
@@ -259,6 +270,13 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
           errorCode == HTTP2ErrorCode.refusedStream
           ? .unavailable : errorCode == HTTP2ErrorCode.cancel ? .cancelled : .internal
         endStream(stream, clientStatus: RPCStatus(code: code, message: message))
+        if streams.isEmpty { armIdleTimer() }
+      case .requestNotSent(let id, let reason):
+        guard let stream = streams.removeValue(forKey: id) else { continue }
+        endStream(
+          stream,
+          clientStatus: RPCStatus(
+            code: .unavailable, message: "the request to \(peer) was never sent (\(reason))"))
         if streams.isEmpty { armIdleTimer() }
       case .goAway(let lastStreamID, let errorCode):
         isDraining = true

@@ -31,7 +31,7 @@ struct DispatcherCommand: AsyncParsableCommand {
   @Option(
     name: .customLong("provider-setting"),
     help:
-      "A per-provider setting, as NAME:KEY=VALUE with KEY rate-limit, timeout (seconds) or max-attempts (repeatable)."
+      "A per-provider setting, as NAME:KEY=VALUE (repeatable); KEY is rate-limit, timeout (seconds), max-attempts, retry-base (seconds), retry-factor or retry-cap (seconds)."
   )
   var providerSettings: [String] = []
 
@@ -41,11 +41,33 @@ struct DispatcherCommand: AsyncParsableCommand {
   @Option(help: "Provider calls per second, shared by all instances (per provider).")
   var rateLimit: Int = 2
 
+  @Option(
+    help:
+      "Rate limiter: milliseconds between a call's slot and its arrival at the provider that the schedule allows for."
+  )
+  var rateLimitMargin: Int = 30
+
+  @Option(
+    help: "Rate limiter: how many milliseconds after its slot a call may still start (less than the margin).")
+  var rateLimitLateness: Int = 15
+
   @Option(help: "Timeout of one provider call, in seconds.")
   var providerTimeout: Double = 5
 
   @Option(help: "Attempts before a transiently failing payment fails.")
   var maximumAttempts: Int = RetryPolicy().maximumAttempts
+
+  @Option(help: "Backoff: the longest wait after the first failed attempt, in seconds.")
+  var retryBase: Double = RetryPolicy().base.seconds
+
+  @Option(help: "Backoff: how much the longest wait grows with each further attempt.")
+  var retryFactor: Double = RetryPolicy().factor
+
+  @Option(help: "Backoff: the longest wait there can be, in seconds.")
+  var retryCap: Double = RetryPolicy().cap.seconds
+
+  @Option(help: "Seconds after acceptance when an uncharged payment fails as expired (default: never).")
+  var paymentExpiry: Double?
 
   @Option(help: "The intake's Kafka consumer group.")
   var consumerGroup: String = "payments-dispatcher"
@@ -66,8 +88,18 @@ struct DispatcherCommand: AsyncParsableCommand {
     }
     configuration.workers = workers
     configuration.rateLimiter.defaultLimit = rateLimit
+    guard rateLimitMargin > 0, rateLimitLateness > 0, rateLimitLateness < rateLimitMargin else {
+      throw ValidationError("--rate-limit-lateness must be positive and less than --rate-limit-margin")
+    }
+    configuration.rateLimiter.margin = .milliseconds(rateLimitMargin)
+    configuration.rateLimiter.lateness = .milliseconds(rateLimitLateness)
     configuration.providerTimeout = .milliseconds(Int64(providerTimeout * 1000))
-    configuration.retry = RetryPolicy(maximumAttempts: maximumAttempts)
+    configuration.retry = try RetryPolicy.validated(
+      base: retryBase, factor: retryFactor, cap: retryCap, maximumAttempts: maximumAttempts)
+    if let paymentExpiry {
+      guard paymentExpiry > 0 else { throw ValidationError("--payment-expiry must be positive") }
+      configuration.paymentExpiry = .milliseconds(Int64(paymentExpiry * 1000))
+    }
     if !providers.isEmpty {
       var parsed: [String: String] = [:]
       for provider in providers {
@@ -90,6 +122,9 @@ struct DispatcherCommand: AsyncParsableCommand {
       configuration.hmacProviders[String(parts[0])] = HMACProviderSettings(
         baseURL: String(parts[1]), secret: secret)
     }
+    let defaultRetry = RetrySettings(
+      base: retryBase, factor: retryFactor, cap: retryCap, maximumAttempts: maximumAttempts)
+    var retrySettings: [String: RetrySettings] = [:]
     for setting in providerSettings {
       let nameAndRest = setting.split(separator: ":", maxSplits: 1)
       let keyAndValue = nameAndRest.count == 2 ? nameAndRest[1].split(separator: "=", maxSplits: 1) : []
@@ -99,12 +134,27 @@ struct DispatcherCommand: AsyncParsableCommand {
           "--provider-setting '\(setting)': expected NAME:KEY=VALUE with a positive number")
       }
       let name = String(nameAndRest[0])
+      var retry = retrySettings[name] ?? defaultRetry
       switch keyAndValue[0] {
       case "rate-limit": configuration.rateLimiter.limits[name] = Int(number)
       case "timeout": configuration.providerTimeouts[name] = .milliseconds(Int64(number * 1000))
-      case "max-attempts": configuration.providerRetry[name] = RetryPolicy(maximumAttempts: Int(number))
+      case "max-attempts": retry.maximumAttempts = Int(number)
+      case "retry-base": retry.base = number
+      case "retry-factor": retry.factor = number
+      case "retry-cap": retry.cap = number
       default:
-        throw ValidationError("--provider-setting '\(setting)': KEY is rate-limit, timeout or max-attempts")
+        throw ValidationError(
+          "--provider-setting '\(setting)': KEY is rate-limit, timeout, max-attempts, retry-base, retry-factor or retry-cap"
+        )
+      }
+      if retry != defaultRetry { retrySettings[name] = retry }
+    }
+    for (name, retry) in retrySettings {
+      do {
+        configuration.providerRetry[name] = try RetryPolicy.validated(
+          base: retry.base, factor: retry.factor, cap: retry.cap, maximumAttempts: retry.maximumAttempts)
+      } catch let error as ValidationError {
+        throw ValidationError("--provider-setting for '\(name)': \(error.message)")
       }
     }
     configuration.defaultProvider = defaultProvider
@@ -120,4 +170,34 @@ struct DispatcherCommand: AsyncParsableCommand {
       try await server.run(onListening: onListening)
     }
   }
+}
+
+/// Backoff settings as given on the command line, before validation.
+private struct RetrySettings: Equatable {
+  var base: Double
+  var factor: Double
+  var cap: Double
+  var maximumAttempts: Int
+}
+
+extension RetryPolicy {
+  /// The policy, or an error naming the setting that is out of range.
+  static func validated(base: Double, factor: Double, cap: Double, maximumAttempts: Int) throws -> RetryPolicy
+  {
+    guard base > 0 else { throw ValidationError("the retry base must be positive (got \(base))") }
+    guard factor >= 1 else { throw ValidationError("the retry factor must be at least 1 (got \(factor))") }
+    guard cap >= base else {
+      throw ValidationError("the retry cap (\(cap) s) must be at least the retry base (\(base) s)")
+    }
+    guard maximumAttempts >= 1 else {
+      throw ValidationError("the maximum attempts must be at least 1 (got \(maximumAttempts))")
+    }
+    return RetryPolicy(
+      base: .milliseconds(Int64(base * 1000)), factor: factor, cap: .milliseconds(Int64(cap * 1000)),
+      maximumAttempts: maximumAttempts)
+  }
+}
+
+extension Duration {
+  fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
