@@ -29,6 +29,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .executable(name: "payments", targets: ["payments"]),
+    .executable(name: "paymentsctl", targets: ["paymentsctl"]),
     .library(name: "PaymentsClient", targets: ["PaymentsClient"]),
     .library(name: "ProtobufRuntime", targets: ["ProtobufRuntime"]),
     .library(name: "ProtobufCodeGen", targets: ["ProtobufCodeGen"]),
@@ -47,6 +48,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
   ],
   targets: [
     // MARK: C libraries (each imported by exactly one wrapper module below)
@@ -68,6 +70,7 @@ let package = Package(
     // MARK: Protobuf runtime and code generation
     .target(name: "ProtobufRuntime"),
     .target(name: "ProtobufCodeGen", dependencies: ["ProtobufRuntime"]),
+    .target(name: "ProtobufDynamic", dependencies: ["ProtobufRuntime", "ProtobufCodeGen"]),
     .executableTarget(
       name: "protoc-gen-swift-payments", dependencies: ["ProtobufCodeGen", "ProtobufRuntime"]),
     .plugin(
@@ -129,7 +132,12 @@ let package = Package(
       ]),
 
     // MARK: SDK
-    .target(name: "PaymentsClient", dependencies: ["PaymentsCore", "RPCCore"]),
+    .target(
+      name: "PaymentsClient",
+      dependencies: [
+        "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "RPCCore", "RPCTransportHTTP2", "TLS", .logging,
+        .serviceLifecycle,
+      ]),
 
     // MARK: Executables (configuration and wiring only)
     .executableTarget(
@@ -142,12 +150,26 @@ let package = Package(
         .unixSignals,
       ]),
 
+    .executableTarget(
+      name: "paymentsctl",
+      dependencies: [
+        "PaymentsClient", "PaymentsCore", "PaymentsProto", "ProtobufDynamic", "ProtobufRuntime",
+        "ProtobufCodeGen",
+        "RPCCore", "RPCTransportHTTP2", "RPCStandardServices", "TLS", .argumentParser, .logging,
+      ]),
+
+    .executableTarget(
+      name: "payments-example", dependencies: ["PaymentsClient"], path: "Examples/SubmitAndWait"),
+
     // MARK: Test support and tests
     .target(name: "PaymentsTestSupport", dependencies: ["Postgres", "Kafka", .logging]),
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
     .testTarget(name: "ProtobufRuntimeTests", dependencies: ["ProtobufRuntime"]),
+    .testTarget(
+      name: "ProtobufDynamicTests",
+      dependencies: ["ProtobufDynamic", "ProtobufRuntime", "ProtobufCodeGen", "PaymentsTestSupport"]),
     .testTarget(
       name: "GeneratedCodeTests", dependencies: ["ProtobufRuntime", "PaymentsTestSupport"],
       exclude: ["protobuf.json", "proto"],
@@ -178,7 +200,8 @@ let package = Package(
       dependencies: [
         "CommandService", "QueryService", "ServiceKit", "PaymentsCore", "PaymentsProto", "PaymentsSchema",
         "ProtobufRuntime", "RPCCore", "RPCTransportHTTP2", "Postgres", "Kafka", "TLS", "PaymentsTestSupport",
-        .logging, "DispatcherService", "ProviderSandbox", .asyncHTTPClient,
+        .logging, "DispatcherService", "ProviderSandbox", .asyncHTTPClient, "PaymentsClient",
+        .serviceLifecycle,
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOFoundationCompat", package: "swift-nio"),
       ]),

@@ -26,9 +26,20 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
     }
     let violations = rules.violations(of: request)
     guard violations.isEmpty else {
+      var details = Metadata()
+      details.addBinary(
+        Payments_V1_FieldViolations.with {
+          $0.violations = violations.map { violation in
+            .with {
+              $0.field = violation.field
+              $0.description = violation.problem
+            }
+          }
+        }.serializedBytes(), forKey: FieldViolationsTrailer.key)
       throw RPCError(
         .invalidArgument,
-        "invalid SubmitPaymentRequest: " + violations.map(\.description).joined(separator: "; "))
+        "invalid SubmitPaymentRequest: " + violations.map(\.description).joined(separator: "; "),
+        metadata: details)
     }
     let now = PaymentClock.now()
     let order = Payments_V1_PaymentOrderRecord.with { order in

@@ -59,6 +59,12 @@ public final class EventLoop: Sendable {
   /// Runs `work` on the loop's thread, after the work submitted before it. Ignored after
   /// ``stop()``.
   public func execute(_ work: @escaping @Sendable () -> Void) {
+    enqueue(work)
+  }
+
+  /// Queues `work`; false when the loop is stopped (the work will never run).
+  @discardableResult
+  private func enqueue(_ work: @escaping @Sendable () -> Void) -> Bool {
     let accepted = jobs.withLock { jobs -> Bool in
       guard !jobs.stopped else { return false }
       jobs.queue.append(work)
@@ -68,12 +74,16 @@ public final class EventLoop: Sendable {
       var byte: UInt8 = 1
       _ = write(wakeWrite, &byte, 1)
     }
+    return accepted
   }
 
   /// Runs `work` on the loop and returns its result.
+  ///
+  /// - Throws: ``EventLoopStoppedError`` when the loop has been stopped (nothing runs it any more).
   public func submit<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
     try await withCheckedThrowingContinuation { continuation in
-      execute { continuation.resume(with: Swift.Result { try work() }) }
+      let accepted = enqueue { continuation.resume(with: Swift.Result { try work() }) }
+      if !accepted { continuation.resume(throwing: EventLoopStoppedError()) }
     }
   }
 
@@ -172,4 +182,9 @@ public final class EventLoop: Sendable {
     close(wakeRead)
     close(wakeWrite)
   }
+}
+
+/// Work was handed to an ``EventLoop`` after ``EventLoop/stop()``.
+public struct EventLoopStoppedError: Error, CustomStringConvertible {
+  public var description: String { "the event loop is stopped" }
 }

@@ -125,3 +125,9 @@ public struct PaymentOrderRules: Sendable {
     return cleaned.count > 40 ? String(cleaned.prefix(40)) + "…" : cleaned
   }
 }
+
+/// Where the services put structured field violations: a trailing-metadata key whose value is a
+/// binary `payments.v1.FieldViolations` (see `proto/payments/v1/errors.proto`).
+public enum FieldViolationsTrailer {
+  public static let key = "payments-field-violations-bin"
+}

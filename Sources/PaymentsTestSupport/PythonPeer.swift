@@ -50,12 +50,15 @@ public enum PythonPeer {
     }
   }
 
-  /// Starts `tools/<script> --port-file FILE` and waits until it wrote its port.
-  public static func startServer(_ script: String, timeout: Duration = .seconds(30)) async throws -> Server {
+  /// Starts `tools/<script> --port-file FILE` (and `arguments`) and waits until it wrote its port.
+  public static func startServer(
+    _ script: String, arguments: [String] = [], timeout: Duration = .seconds(30)
+  ) async throws -> Server {
     let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("python-peer-\(UUID()).port")
     defer { try? FileManager.default.removeItem(at: portFile) }
     let pid = try ChildProcess.spawn(
-      try python(), [repository.appendingPathComponent("tools/" + script).path, "--port-file", portFile.path])
+      try python(),
+      [repository.appendingPathComponent("tools/" + script).path, "--port-file", portFile.path] + arguments)
     let deadline = ContinuousClock.now.advanced(by: timeout)
     while ContinuousClock.now < deadline {
       if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text) {

@@ -81,10 +81,15 @@ public final class HTTP2ClientTransport: ClientTransport {
     headers += GRPCHeaders.fields(from: metadata)
     let requestHeaders = headers
     let maximum = configuration.maximumReceiveMessageBytes
-    let (connection, stream) = try await loop.submit { [self] in
-      let connection = try currentConnection()
-      let stream = try connection.openCall(requestHeaders, maximumResponseBytes: maximum)
-      return (WeakConnection(connection), StreamHandle(stream))
+    let (connection, stream): (WeakConnection, StreamHandle)
+    do {
+      (connection, stream) = try await loop.submit { [self] in
+        let connection = try currentConnection()
+        let stream = try connection.openCall(requestHeaders, maximumResponseBytes: maximum)
+        return (WeakConnection(connection), StreamHandle(stream))
+      }
+    } catch is EventLoopStoppedError {
+      throw RPCError(.unavailable, "the client transport is closed")
     }
     let loop = loop
     let id = stream.value.id

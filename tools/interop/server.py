@@ -57,9 +57,15 @@ class Echo(echo_grpc.EchoServicer):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
+    parser.add_argument("--reflection", action="store_true", help="also serve grpcio-reflection")
     arguments = parser.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     echo_grpc.add_EchoServicer_to_server(Echo(), server)
+    if arguments.reflection:
+        from grpc_reflection.v1alpha import reflection
+
+        names = (echo_pb2.DESCRIPTOR.services_by_name["Echo"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with open(arguments.port_file + ".tmp", "w") as file:

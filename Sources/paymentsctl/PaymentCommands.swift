@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import PaymentsClient
+
+/// Where the platform is, for the payment shortcuts.
+struct PlatformOptions: ParsableArguments {
+  @Option(help: "The command service, HOST:PORT (default $PAYMENTS_COMMAND_ADDRESS or 127.0.0.1:50051).")
+  var command: String?
+
+  @Option(help: "The query service, HOST:PORT (default $PAYMENTS_QUERY_ADDRESS or 127.0.0.1:50052).")
+  var query: String?
+
+  @Flag(help: "Speak plaintext HTTP/2 (h2c) instead of TLS.")
+  var plaintext = false
+
+  @Option(help: "With TLS: trust the certificate authorities in this PEM file (default: the system's).")
+  var cacert: String?
+
+  /// The SDK's configuration; the API key comes from `PAYMENTS_API_KEY` (never a flag, so that it
+  /// stays out of shell history and process lists).
+  func configuration() throws -> PaymentsClient.Configuration {
+    let environment = ProcessInfo.processInfo.environment
+    guard let key = environment["PAYMENTS_API_KEY"], !key.isEmpty else {
+      throw CtlError.other("set PAYMENTS_API_KEY to an API key (payments keys create)")
+    }
+    var configuration = PaymentsClient.Configuration(apiKey: key)
+    configuration.command = try .init(command ?? environment["PAYMENTS_COMMAND_ADDRESS"] ?? "127.0.0.1:50051")
+    configuration.query = try .init(query ?? environment["PAYMENTS_QUERY_ADDRESS"] ?? "127.0.0.1:50052")
+    configuration.transportSecurity = plaintext ? .plaintext : .tls(trustedCertificatesPath: cacert)
+    return configuration
+  }
+
+  /// Runs `body` with a client; a ``PaymentsError`` becomes exit status 64 + its code.
+  func withClient(_ body: (PaymentsClient) async throws -> Void) async throws {
+    try await reportingErrors {
+      do {
+        try await withPaymentsClient(configuration: try configuration()) { try await body($0) }
+      } catch let error as PaymentsError {
+        throw CtlError.rpc(error.code, error.message + violations(error))
+      }
+    }
+  }
+
+  private func violations(_ error: PaymentsError) -> String {
+    error.fieldViolations.isEmpty
+      ? "" : "\n" + error.fieldViolations.map { "  \($0.field): \($0.description)" }.joined(separator: "\n")
+  }
+}
+
+/// `paymentsctl submit`.
+struct SubmitCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "submit", abstract: "Submit a payment.")
+
+  @Option(help: "The amount as a decimal, e.g. 12.34.") var amount: String
+  @Option(help: "ISO 4217 currency code, e.g. EUR.") var currency: String
+  @Option(help: "The payer's account.") var payer: String
+  @Option(help: "The payee's account.") var payee: String
+  @Option(help: "The idempotency key (default: a new UUID).") var idempotencyKey: String?
+  @Option(help: "Free text.") var description: String = ""
+  @Option(help: "A provider instead of the routing rules.") var provider: String?
+  @Flag(help: "Wait until the payment is terminal; exit 1 if it FAILED.") var wait = false
+  @Option(help: "Seconds --wait waits.") var waitTimeout: Double = 120
+  @OptionGroup var platform: PlatformOptions
+
+  func run() async throws {
+    try await platform.withClient { client in
+      let money = try Money(amount: amount, currency: currency.uppercased())
+      let submitted = try await client.submitPayment(
+        PaymentOrder(
+          amount: money, payer: payer, payee: payee, idempotencyKey: idempotencyKey, description: description,
+          provider: provider))
+      print(render(submitted.payment) + "\nreplayed: \(submitted.replayed)")
+      guard wait else { return }
+      let final = try await client.waitForCompletion(
+        id: submitted.payment.id, timeout: .milliseconds(Int64(waitTimeout * 1000)))
+      print("---\n" + render(final))
+      if final.status == .failed { throw ExitCode(1) }
+    }
+  }
+}
+
+/// `paymentsctl get ID`.
+struct GetCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "get", abstract: "Show a payment, by ID or idempotency key.")
+
+  @Argument(help: "The payment ID (pay_…).") var id: String?
+  @Option(help: "Look the payment up by its idempotency key instead.") var idempotencyKey: String?
+  @OptionGroup var platform: PlatformOptions
+
+  func validate() throws {
+    guard (id == nil) != (idempotencyKey == nil) else {
+      throw ValidationError("give a payment ID or --idempotency-key")
+    }
+  }
+
+  func run() async throws {
+    try await platform.withClient { client in
+      let payment =
+        if let id { try await client.payment(id: id) } else {
+          try await client.payment(idempotencyKey: idempotencyKey!)
+        }
+      print(render(payment))
+    }
+  }
+}
+
+/// `paymentsctl list-payments`.
+struct ListPaymentsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "list-payments", abstract: "List payments, newest first, one line each.")
+
+  @Option(help: "Only this status (repeatable): ACCEPTED, PROCESSING, RETRY_SCHEDULED, SUCCEEDED, FAILED.")
+  var status: [String] = []
+  @Option(help: "Only payments created at or after this time (ISO 8601, e.g. 2026-11-29T10:00:00Z).")
+  var since: String?
+  @Option(help: "At most this many payments.") var limit: Int = 100
+  @OptionGroup var platform: PlatformOptions
+
+  func run() async throws {
+    var statuses: Set<PaymentStatus> = []
+    for name in status {
+      guard let parsed = PaymentStatus(rawValue: name.uppercased()), parsed != .unknown else {
+        throw ValidationError("--status '\(name)' is not a payment status")
+      }
+      statuses.insert(parsed)
+    }
+    var after: Date?
+    if let since {
+      guard let date = ISO8601DateFormatter().date(from: since) else {
+        throw ValidationError("--since '\(since)' is not an ISO 8601 time like 2026-11-29T10:00:00Z")
+      }
+      after = date
+    }
+    let filter = PaymentFilter(statuses: statuses, createdAfter: after, pageSize: min(limit, 100))
+    try await platform.withClient { client in
+      var count = 0
+      for try await payment in client.payments(filter: filter) {
+        guard count < limit else { break }
+        count += 1
+        print(
+          [
+            payment.id, payment.status.rawValue, payment.amount.description, payment.idempotencyKey,
+            ISO8601DateFormatter().string(from: payment.createdAt),
+          ].joined(separator: "  "))
+      }
+    }
+  }
+}
+
+/// `paymentsctl watch ID`.
+struct WatchCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "watch",
+    abstract: "Print each state of a payment as it changes, until a terminal one.")
+
+  @Argument(help: "The payment ID.") var id: String
+  @OptionGroup var platform: PlatformOptions
+
+  func run() async throws {
+    try await platform.withClient { client in
+      for try await payment in client.watchPayment(id: id) {
+        var line =
+          "\(ISO8601DateFormatter().string(from: payment.updatedAt))  \(payment.id)  v\(payment.version)  \(payment.status.rawValue)"
+        if let failure = payment.failure { line += "  \(failure.code): \(failure.message)" }
+        if !payment.providerReference.isEmpty { line += "  \(payment.providerReference)" }
+        print(line)
+        fflush(nil)
+      }
+    }
+  }
+}
+
+/// A payment, one `key: value` per line.
+func render(_ payment: Payment) -> String {
+  var lines = [
+    "payment_id: \(payment.id)", "status: \(payment.status.rawValue)", "amount: \(payment.amount)",
+    "payer: \(payment.payer)", "payee: \(payment.payee)", "idempotency_key: \(payment.idempotencyKey)",
+    "provider: \(payment.provider)", "attempts: \(payment.attempts)", "version: \(payment.version)",
+    "created_at: \(ISO8601DateFormatter().string(from: payment.createdAt))",
+    "updated_at: \(ISO8601DateFormatter().string(from: payment.updatedAt))",
+  ]
+  if !payment.providerReference.isEmpty { lines.append("provider_reference: \(payment.providerReference)") }
+  if let failure = payment.failure { lines.append("failure: \(failure.code): \(failure.message)") }
+  return lines.joined(separator: "\n")
+}
