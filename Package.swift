@@ -139,12 +139,16 @@ let package = Package(
         .serviceLifecycle,
       ]),
 
+    // MARK: Local stack (`payments dev` and the tests): child processes, PostgreSQL clusters
+    .target(name: "DevStack"),
+
     // MARK: Executables (configuration and wiring only)
     .executableTarget(
       name: "payments",
       dependencies: [
         "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", "ServiceKit", "CommandService",
-        "QueryService", "DispatcherService", "ProviderSandbox", "RPCTransportHTTP2", "TLS", .argumentParser,
+        "QueryService", "DispatcherService", "ProviderSandbox", "RPCTransportHTTP2", "TLS", "DevStack",
+        .argumentParser,
         .logging,
         .serviceLifecycle,
         .unixSignals,
@@ -162,7 +166,7 @@ let package = Package(
       name: "payments-example", dependencies: ["PaymentsClient"], path: "Examples/SubmitAndWait"),
 
     // MARK: Test support and tests
-    .target(name: "PaymentsTestSupport", dependencies: ["Postgres", "Kafka", .logging]),
+    .target(name: "PaymentsTestSupport", dependencies: ["DevStack", "Postgres", "Kafka", .logging]),
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),

@@ -52,7 +52,7 @@ public final class PostgresRateLimiter: Sendable {
     public var margin: Duration = .milliseconds(40)
     /// How late after its slot a call may still start; the rest of the margin is left for the
     /// request to reach the provider.
-    public var lateness: Duration = .milliseconds(20)
+    public var lateness: Duration = .milliseconds(10)
     public init() {}
   }
 

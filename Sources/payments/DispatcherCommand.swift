@@ -49,7 +49,7 @@ struct DispatcherCommand: AsyncParsableCommand {
 
   @Option(
     help: "Rate limiter: how many milliseconds after its slot a call may still start (less than the margin).")
-  var rateLimitLateness: Int = 20
+  var rateLimitLateness: Int = 10
 
   @Option(help: "Timeout of one provider call, in seconds.")
   var providerTimeout: Double = 5

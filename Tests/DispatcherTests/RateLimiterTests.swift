@@ -104,9 +104,11 @@ struct RateLimiterTests {
     #expect(all.count == 60)
     #expect(busiestWindow(all, length: 1_000_000) <= 5)
     #expect(busiestWindow(all, length: 1_040_000) <= 5)
-    // With a backlog of 60 calls, slots are packed: 5 per 1.04 s.
+    // 60 slots at 5 per 1.04 s span at least 11 spacings. (How densely they pack depends on how
+    // fast the reservations arrive on a loaded machine; the packing itself is checked with a
+    // controlled clock in the schedule's tests.)
     let span = all.max()! - all.min()!
-    #expect(span >= 11 * 1_040_000 && span < 12 * 1_040_000, "span \(span)")
+    #expect(span >= 11 * 1_040_000, "span \(span)")
     #expect(busiestWindow(other.all, length: 1_040_000) <= 2)
     for pool in pools { await pool.close() }
   }
@@ -127,8 +129,8 @@ struct RateLimiterTests {
     // Default limit 2: the first two go at once, the next two one window + margin later.
     #expect(grants[2].slot - grants[0].slot >= 1_040_000)
     #expect(grants[3].slot - grants[1].slot >= 1_040_000)
-    // A grant never comes before its slot and at most 20 ms after it, so the third caller was
-    // held back at least 1.04 s - 20 ms after the first (a lower bound: load only adds to it).
+    // A grant never comes before its slot and at most the lateness allowance (10 ms) after it, so
+    // the third caller was held back at least 1.03 s after the first (load only adds to it).
     #expect(returned[2] - returned[0] >= .milliseconds(1000))
     let rows = try await pool.query(
       "SELECT cardinality(recent_slots) FROM dispatcher.rate_limits WHERE provider = 'sandbox'")

@@ -12,7 +12,7 @@ public enum ChildProcess {
   public static func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     var template = Array("/tmp/payments-child-XXXXXX".utf8CString)
     let outputDescriptor = mkstemp(&template)
-    guard outputDescriptor >= 0 else { throw HarnessError("mkstemp failed: \(errno)") }
+    guard outputDescriptor >= 0 else { throw DevStackError("mkstemp failed: \(errno)") }
     let outputPath = String(
       decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     defer {
@@ -33,8 +33,13 @@ public enum ChildProcess {
   }
 
   /// Starts `program` with standard input from /dev/null and standard output and error to
-  /// `output` (or /dev/null); returns its process ID.
-  public static func spawn(_ program: String, _ arguments: [String], output: Int32? = nil) throws -> Int32 {
+  /// `output` (or /dev/null); returns its process ID. `environment` entries are added to this
+  /// process's; with `newProcessGroup` the child leads a process group of its own (a terminal's
+  /// Ctrl-C reaches only this process, which then stops the child in its own order).
+  public static func spawn(
+    _ program: String, _ arguments: [String], output: Int32? = nil, environment: [String: String] = [:],
+    newProcessGroup: Bool = false
+  ) throws -> Int32 {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -48,10 +53,21 @@ public enum ChildProcess {
     }
     let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    if newProcessGroup {
+      posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+      posix_spawnattr_setpgroup(&attributes, 0)
+    }
+    var variables = ProcessInfo.processInfo.environment
+    variables.merge(environment) { $1 }
+    let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in envp { free(pointer) } }
     var pid: pid_t = 0
-    let result = posix_spawn(&pid, program, &actions, nil, argv, environ)
+    let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
     guard result == 0 else {
-      throw HarnessError("could not start \(program): \(String(cString: strerror(result)))")
+      throw DevStackError("could not start \(program): \(String(cString: strerror(result)))")
     }
     return pid
   }
@@ -60,7 +76,7 @@ public enum ChildProcess {
   public static func wait(_ pid: Int32) throws -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 {
-      guard errno == EINTR else { throw HarnessError("waitpid failed: \(errno)") }
+      guard errno == EINTR else { throw DevStackError("waitpid failed: \(errno)") }
     }
     let signal = status & 0x7f
     return signal == 0 ? (status >> 8) & 0xff : 128 + signal

@@ -1,0 +1,165 @@
+import DevStack
+import Foundation
+import Glibc
+
+/// Writes lines of many parts to standard output, each marked with its part, whole lines only.
+final class PrefixedOutput: @unchecked Sendable {
+  private let lock = NSLock()
+
+  func line(_ part: String, _ text: String) {
+    let padded = part.count >= 12 ? part : part + String(repeating: " ", count: 12 - part.count)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    lock.withLock {
+      for line in lines { print("\(padded)| \(line)") }
+      fflush(nil)
+    }
+  }
+
+  /// Text printed as it is (the banner).
+  func banner(_ text: String) {
+    lock.withLock {
+      print(text)
+      fflush(nil)
+    }
+  }
+}
+
+/// The child processes of `payments dev`: started in process groups of their own (so that a
+/// terminal's Ctrl-C reaches only `payments dev`, which stops them in order), their output
+/// relayed line by line with their name, their exits watched.
+final class Supervisor: @unchecked Sendable {
+  private struct Child {
+    let name: String
+    let pid: Int32
+  }
+
+  private let output: PrefixedOutput
+  private let lock = NSLock()
+  private var children: [Child] = []
+  private var exited: [Int32: Int32] = [:]
+  private var stopping = false
+  private let unexpected: AsyncStream<String>
+  private let unexpectedContinuation: AsyncStream<String>.Continuation
+
+  /// True once a part exited that was not asked to.
+  private(set) var failed: Bool {
+    get { lock.withLock { _failed } }
+    set { lock.withLock { _failed = newValue } }
+  }
+  private var _failed = false
+
+  init(output: PrefixedOutput) {
+    self.output = output
+    (unexpected, unexpectedContinuation) = AsyncStream.makeStream()
+  }
+
+  /// Starts `program` as part `name`.
+  func start(_ name: String, _ program: String, _ arguments: [String], environment: [String: String] = [:])
+    throws
+  {
+    var descriptors: [Int32] = [0, 0]
+    guard pipe(&descriptors) == 0 else { throw DevStackError("pipe failed: \(errno)") }
+    // The read end must not leak into the children.
+    _ = fcntl(descriptors[0], F_SETFD, FD_CLOEXEC)
+    let pid: Int32
+    do {
+      pid = try ChildProcess.spawn(
+        program, arguments, output: descriptors[1], environment: environment, newProcessGroup: true)
+    } catch {
+      close(descriptors[0])
+      close(descriptors[1])
+      throw error
+    }
+    close(descriptors[1])
+    lock.withLock { children.append(Child(name: name, pid: pid)) }
+    let output = output
+    let reader = descriptors[0]
+    Thread {
+      var pending: [UInt8] = []
+      var buffer = [UInt8](repeating: 0, count: 16 << 10)
+      while true {
+        let count = read(reader, &buffer, buffer.count)
+        if count < 0, errno == EINTR { continue }
+        if count <= 0 { break }
+        pending.append(contentsOf: buffer[0..<count])
+        while let newline = pending.firstIndex(of: 10) {
+          output.line(name, String(decoding: pending[..<newline], as: UTF8.self))
+          pending.removeSubrange(...newline)
+        }
+      }
+      if !pending.isEmpty { output.line(name, String(decoding: pending, as: UTF8.self)) }
+      close(reader)
+    }.start()
+    Thread { [self] in
+      let status = (try? ChildProcess.wait(pid)) ?? -1
+      let expected = lock.withLock { () -> Bool in
+        exited[pid] = status
+        return stopping
+      }
+      if !expected {
+        failed = true
+        output.line("dev", "\(name) exited unexpectedly (status \(status))")
+        unexpectedContinuation.yield("\(name) exited with status \(status)")
+      }
+    }.start()
+  }
+
+  /// Returns when a part exits without being asked to.
+  func firstUnexpectedExit() async -> String {
+    for await reason in unexpected { return reason }
+    return "stopped"
+  }
+
+  /// Stops every part: the services first (SIGTERM, then SIGKILL after `grace`), the broker last.
+  func stopAll(grace: Duration = .seconds(15)) {
+    let all = lock.withLock { () -> [Child] in
+      stopping = true
+      return children
+    }
+    let services = all.filter { $0.name != "broker" }
+    let broker = all.filter { $0.name == "broker" }
+    for group in [services, broker] where !group.isEmpty {
+      for child in group where !hasExited(child.pid) { kill(child.pid, SIGTERM) }
+      let deadline = ContinuousClock.now + grace
+      while ContinuousClock.now < deadline, group.contains(where: { !hasExited($0.pid) }) {
+        usleep(50_000)
+      }
+      for child in group where !hasExited(child.pid) {
+        output.line("dev", "\(child.name) did not stop within \(grace); killing it")
+        kill(child.pid, SIGKILL)
+      }
+      while group.contains(where: { !hasExited($0.pid) }) { usleep(20_000) }
+      for child in group {
+        let status = lock.withLock { exited[child.pid] ?? -1 }
+        output.line("dev", "\(child.name) stopped (exit status \(status))")
+      }
+    }
+    unexpectedContinuation.finish()
+  }
+
+  private func hasExited(_ pid: Int32) -> Bool { lock.withLock { exited[pid] != nil } }
+}
+
+/// Small process and socket helpers of `payments dev`.
+enum DevProcess {
+  /// Runs `program` to the end; its exit status and output.
+  static func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    try ChildProcess.run(program, arguments)
+  }
+
+  /// True when something accepts TCP connections on 127.0.0.1:`port`.
+  static func canConnect(port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+import PaymentsTestSupport
+import Testing
+
+/// A `payments dev` run in the background, its output collected in a file.
+private struct DevRun {
+  let pid: Int32
+  let outputFile: String
+
+  static func start(_ arguments: [String]) throws -> DevRun {
+    let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID()).log").path
+    let output = open(outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    defer { close(output) }
+    let pid = try ChildProcess.spawn(try Executables.path("payments"), ["dev"] + arguments, output: output)
+    return DevRun(pid: pid, outputFile: outputFile)
+  }
+
+  var output: String { (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? "" }
+
+  /// Waits until the banner is out; returns the output so far.
+  func waitUntilReady(timeout: Duration = .seconds(180)) async throws -> String {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+      let text = output
+      if text.contains("Ctrl-C stops everything.") { return text }
+      var status: Int32 = 0
+      if waitpid(pid, &status, WNOHANG) == pid { throw HarnessError("payments dev exited early:\n\(text)") }
+      try await Task.sleep(for: .milliseconds(200))
+    }
+    throw HarnessError("payments dev was not ready within \(timeout):\n\(output)")
+  }
+
+  /// Sends SIGINT (a terminal's Ctrl-C) and returns the exit status.
+  func interrupt() async throws -> Int32 {
+    kill(pid, SIGINT)
+    return try await ChildProcess.wait(pid)
+  }
+}
+
+/// Every process whose parent is `pid`.
+private func children(of pid: Int32) -> [Int32] {
+  let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+  return entries.compactMap(Int32.init).filter { candidate in
+    guard let stat = try? String(contentsOfFile: "/proc/\(candidate)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return false }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    return fields.count > 1 && Int32(fields[1]) == pid
+  }
+}
+
+/// Processes (other than zombies) whose command line mentions `text`.
+private func processes(mentioning text: String) -> [Int32] {
+  let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+  return entries.compactMap(Int32.init).filter { pid in
+    guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else {
+      return false
+    }
+    return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text)
+  }
+}
+
+@Suite("payments dev")
+struct DevCommandTests {
+  @Test(
+    "from a clean state: the printed paymentsctl line gets a payment to SUCCEEDED; Ctrl-C leaves nothing behind; a second run reuses the data"
+  )
+  func devStack() async throws {
+    let directory = "/tmp/payments-dev-test-\(UUID().uuidString.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let ports = try (0..<5).map { _ in try freePort() }
+    let arguments = [
+      "--data-dir", directory, "--command-port", "\(ports[0])", "--query-port", "\(ports[1])",
+      "--dispatcher-port", "\(ports[2])", "--sandbox-port", "\(ports[3])", "--postgres-port", "\(ports[4])",
+      "--log-level", "warning",
+    ]
+    let first = try DevRun.start(arguments + ["--fresh"])
+    var stopped = false
+    defer {
+      if !stopped {
+        kill(first.pid, SIGKILL)
+        _ = try? ChildProcess.wait(first.pid)
+      }
+    }
+    let banner = try await first.waitUntilReady()
+    let lines = banner.split(separator: "\n").map(String.init)
+    let tryLine = try #require(
+      lines.first { $0.contains("PAYMENTS_API_KEY=") && $0.contains("submit") }?.trimmingCharacters(
+        in: .whitespaces))
+    let parts = Set(lines.compactMap { $0.split(separator: "|").first?.trimmingCharacters(in: .whitespaces) })
+    #expect(
+      parts.isSuperset(of: ["dev", "migrate", "broker"]), "every line is marked with its part: \(parts)")
+
+    // The printed line, as a user would paste it.
+    let submitted = try await ChildProcess.run("/usr/bin/timeout", ["120", "/bin/sh", "-c", tryLine])
+    #expect(submitted.status == 0, "\(submitted.output)")
+    #expect(submitted.output.contains("status: SUCCEEDED"), "\(submitted.output)")
+    let paymentID = submitted.output.split(separator: "\n").first { $0.hasPrefix("payment_id: ") }?.dropFirst(
+      12)
+
+    let spawned = children(of: first.pid)
+    #expect(spawned.count == 5, "broker, sandbox, command, dispatcher and query: \(spawned)")
+    #expect(try await first.interrupt() == 0, "\(first.output)")
+    stopped = true
+    #expect(spawned.filter { kill($0, 0) == 0 }.isEmpty, "no child left running")
+    #expect(
+      processes(mentioning: directory).isEmpty, "no process (PostgreSQL included) uses the data directory")
+    #expect(first.output.contains("stopping PostgreSQL"))
+
+    // Again, without --fresh: the same key, the same data.
+    let second = try DevRun.start(arguments)
+    defer {
+      kill(second.pid, SIGKILL)
+      _ = try? ChildProcess.wait(second.pid)
+    }
+    let again = try await second.waitUntilReady()
+    let key = try String(contentsOfFile: directory + "/api-key", encoding: .utf8).trimmingCharacters(
+      in: .whitespacesAndNewlines)
+    #expect(tryLine.contains("PAYMENTS_API_KEY=\(key) "))
+    #expect(again.contains("PAYMENTS_API_KEY=\(key) "), "the key is reused")
+    if let paymentID {
+      let ctl = try Executables.path("paymentsctl")
+      let shown = try await ChildProcess.run(
+        "/usr/bin/env",
+        [
+          "PAYMENTS_API_KEY=\(key)", ctl, "get", String(paymentID), "--plaintext", "--command",
+          "127.0.0.1:\(ports[0])",
+          "--query", "127.0.0.1:\(ports[1])",
+        ])
+      #expect(shown.output.contains("status: SUCCEEDED"), "the payment survived the restart: \(shown.output)")
+    }
+    #expect(try await second.interrupt() == 0)
+    #expect(processes(mentioning: directory).isEmpty)
+  }
+}
