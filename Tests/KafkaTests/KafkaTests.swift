@@ -281,8 +281,14 @@ struct KafkaTests {
     try cluster.setBrokerDown(1)
     #expect(await producer.brokersReachable(timeout: .milliseconds(500)) == false)
     try cluster.setBrokerUp(1)
+    // librdkafka reconnects after its backoff (up to reconnect.backoff.max.ms, 10 s, with jitter);
+    // a failed metadata request can return at once, so wait by the clock, not by attempts.
     var back = false
-    for _ in 0..<20 where !back { back = await producer.brokersReachable(timeout: .seconds(1)) }
+    let deadline = ContinuousClock.now + .seconds(60)
+    while !back, ContinuousClock.now < deadline {
+      back = await producer.brokersReachable(timeout: .seconds(1))
+      if !back { try await Task.sleep(for: .milliseconds(200)) }
+    }
     #expect(back, "reachable again once the broker is back")
     await producer.close(flushTimeout: .seconds(1))
   }
