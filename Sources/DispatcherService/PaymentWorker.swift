@@ -93,8 +93,10 @@ public struct PaymentWorker: Sendable {
     logger[metadataKey: "attempt"] = "\(item.attempts)"
 
     if item.outcomeUnknown {
-      _ = try await limiter.acquire(item.provider)
+      // Stored before the slot is taken, so that nothing but the HTTP request lies between the
+      // slot and the call's arrival at the provider (the limiter's margin covers only that).
       try await store.recordCall(item, kind: "inquiry")
+      _ = try await limiter.acquire(item.provider)
       let inquiry = await provider.inquire(idempotencyKey: item.providerKey)
       logger.debug("inquiry", metadata: ["result": "\(inquiry)"])
       switch inquiry {
@@ -124,8 +126,8 @@ public struct PaymentWorker: Sendable {
       }
     }
 
-    _ = try await limiter.acquire(item.provider)
     try await store.recordCall(item, kind: "charge")
+    _ = try await limiter.acquire(item.provider)
     let request = ProviderChargeRequest(
       idempotencyKey: item.providerKey, amountMinor: item.order.amount?.amountMinor ?? 0,
       currency: item.order.amount?.currency ?? "", payerAccount: item.order.payer?.accountID ?? "",

@@ -107,7 +107,8 @@ public struct WorkStore: Sendable {
     return .milliseconds(Int64(max(0, seconds) * 1000))
   }
 
-  /// Records a provider call before it is made.
+  /// Records a provider call before it is made (before its rate-limit slot is taken, so
+  /// `started_at` includes the wait for the slot).
   public func recordCall(_ item: WorkItem, kind: String) async throws {
     try await pool.execute(
       """

@@ -45,11 +45,11 @@ struct DispatcherCommand: AsyncParsableCommand {
     help:
       "Rate limiter: milliseconds between a call's slot and its arrival at the provider that the schedule allows for."
   )
-  var rateLimitMargin: Int = 40
+  var rateLimitMargin: Int = 35
 
   @Option(
     help: "Rate limiter: how many milliseconds after its slot a call may still start (less than the margin).")
-  var rateLimitLateness: Int = 10
+  var rateLimitLateness: Int = 15
 
   @Option(help: "Timeout of one provider call, in seconds.")
   var providerTimeout: Double = 5

@@ -18,6 +18,13 @@ func busiestWindow(_ slots: [Int64], length: Int64) -> Int {
   return best
 }
 
+/// Window + margin of the default configuration, in microseconds: the spacing of slots.
+private let spacing: Int64 = {
+  let configuration = PostgresRateLimiter.Configuration()
+  let total = configuration.window + configuration.margin
+  return total.components.seconds * 1_000_000 + total.components.attoseconds / 1_000_000_000_000
+}()
+
 @Suite("Global rate limiter")
 struct RateLimiterTests {
   @Test("with a controllable clock: never more than the limit per window + margin, whatever the arrivals")
@@ -37,7 +44,7 @@ struct RateLimiterTests {
         recent = kept
         slots.append(slot)
       }
-      #expect(busiestWindow(slots, length: 1_040_000) <= limit, "limit \(limit)")
+      #expect(busiestWindow(slots, length: spacing) <= limit, "limit \(limit)")
       #expect(busiestWindow(slots, length: 1_000_000) <= limit)
     }
   }
@@ -53,8 +60,8 @@ struct RateLimiterTests {
       recent = kept
       slots.append(slot)
     }
-    // 2 calls per 1.04 s: the 200th slot is at 99 × 1.04 s.
-    #expect(slots.last! == Int64(99) * 1_040_000)
+    // 2 calls per window + margin: the 200th slot is 99 spacings after the first.
+    #expect(slots.last! == 99 * spacing)
     #expect(busiestWindow(slots, length: 1_000_000) == 2)
     // A quiet period resets nothing that matters: the next slot after a pause is "now".
     let (slot, _) = schedule.reserve(recent: recent, now: slots.last! + 10_000_000)
@@ -103,13 +110,13 @@ struct RateLimiterTests {
     let all = slots.all
     #expect(all.count == 60)
     #expect(busiestWindow(all, length: 1_000_000) <= 5)
-    #expect(busiestWindow(all, length: 1_040_000) <= 5)
-    // 60 slots at 5 per 1.04 s span at least 11 spacings. (How densely they pack depends on how
+    #expect(busiestWindow(all, length: spacing) <= 5)
+    // 60 slots at 5 per window + margin span at least 11 spacings. (How densely they pack depends on how
     // fast the reservations arrive on a loaded machine; the packing itself is checked with a
     // controlled clock in the schedule's tests.)
     let span = all.max()! - all.min()!
-    #expect(span >= 11 * 1_040_000, "span \(span)")
-    #expect(busiestWindow(other.all, length: 1_040_000) <= 2)
+    #expect(span >= 11 * spacing, "span \(span)")
+    #expect(busiestWindow(other.all, length: spacing) <= 2)
     for pool in pools { await pool.close() }
   }
 
@@ -127,10 +134,10 @@ struct RateLimiterTests {
       returned.append(.now)
     }
     // Default limit 2: the first two go at once, the next two one window + margin later.
-    #expect(grants[2].slot - grants[0].slot >= 1_040_000)
-    #expect(grants[3].slot - grants[1].slot >= 1_040_000)
+    #expect(grants[2].slot - grants[0].slot >= spacing)
+    #expect(grants[3].slot - grants[1].slot >= spacing)
     // A grant never comes before its slot and at most the lateness allowance (10 ms) after it, so
-    // the third caller was held back at least 1.03 s after the first (load only adds to it).
+    // the third caller was held back at least a window after the first (load only adds to it).
     #expect(returned[2] - returned[0] >= .milliseconds(1000))
     let rows = try await pool.query(
       "SELECT cardinality(recent_slots) FROM dispatcher.rate_limits WHERE provider = 'sandbox'")
