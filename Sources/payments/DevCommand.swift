@@ -53,18 +53,26 @@ struct DevCommand: AsyncParsableCommand {
     let directory = URL(fileURLWithPath: dataDir).standardizedFileURL.path
     let postgresDirectory = directory + "/postgres"
     let cluster = LocalPostgresCluster(directory: postgresDirectory, port: postgresPort)
-    if fresh {
-      output.line("dev", "--fresh: removing \(directory)")
-      try? cluster.stop()
-      try? FileManager.default.removeItem(atPath: directory)
-    }
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    // One `payments dev` per data directory: the lock lives as long as this process.
+    let lock = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+      throw ValidationError("another payments dev is using \(directory)")
+    }
+    if fresh {
+      output.line("dev", "--fresh: deleting what \(directory) holds")
+      try? cluster.stop()
+      for item in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where item != "lock"
+      {
+        try FileManager.default.removeItem(atPath: directory + "/" + item)
+      }
+    }
 
     // PostgreSQL.
     output.line("dev", "PostgreSQL in \(postgresDirectory) on port \(postgresPort)")
     do {
       try LocalPostgresCluster.initialize(directory: postgresDirectory)
-      try? cluster.stop()  // a server left behind by a run that was killed
+      try? cluster.stop()  // a server left behind by a run that was killed (we hold the lock)
       try cluster.start()
     } catch {
       throw ValidationError(

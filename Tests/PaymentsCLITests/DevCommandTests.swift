@@ -61,6 +61,29 @@ private func processes(mentioning text: String) -> [Int32] {
   }
 }
 
+/// `count` ports that nothing listens on, below the kernel's ephemeral range (32768 and up): a
+/// port from `freePort()` is released before `payments dev` binds it, and in between the
+/// outgoing connections of the other tests running in parallel may take it.
+private func fixedPorts(_ count: Int) throws -> [Int] {
+  var ports: [Int] = []
+  while ports.count < count {
+    let port = Int.random(in: 20_000..<32_000)
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+      }
+    }
+    close(descriptor)
+    if bound, !ports.contains(port) { ports.append(port) }
+  }
+  return ports
+}
+
 @Suite("payments dev")
 struct DevCommandTests {
   @Test(
@@ -69,7 +92,7 @@ struct DevCommandTests {
   func devStack() async throws {
     let directory = "/tmp/payments-dev-test-\(UUID().uuidString.prefix(8))"
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let ports = try (0..<5).map { _ in try freePort() }
+    let ports = try fixedPorts(5)
     let arguments = [
       "--data-dir", directory, "--command-port", "\(ports[0])", "--query-port", "\(ports[1])",
       "--dispatcher-port", "\(ports[2])", "--sandbox-port", "\(ports[3])", "--postgres-port", "\(ports[4])",
@@ -91,6 +114,11 @@ struct DevCommandTests {
     let parts = Set(lines.compactMap { $0.split(separator: "|").first?.trimmingCharacters(in: .whitespaces) })
     #expect(
       parts.isSuperset(of: ["dev", "migrate", "broker"]), "every line is marked with its part: \(parts)")
+
+    // A second one on the same data directory is refused (it would stop this one's PostgreSQL).
+    let rival = try await ChildProcess.run(try Executables.path("payments"), ["dev"] + arguments)
+    #expect(rival.status != 0)
+    #expect(rival.output.contains("another payments dev is using"), "\(rival.output)")
 
     // The printed line, as a user would paste it.
     let submitted = try await ChildProcess.run("/usr/bin/timeout", ["120", "/bin/sh", "-c", tryLine])
