@@ -133,7 +133,11 @@ struct KafkaTests {
     await second.close()
   }
 
-  @Test("records produced while every broker is down for 5 s are all delivered afterwards")
+  // Outages are simulated with a long round-trip time, not with librdkafka's broker down/up:
+  // "up" binds the broker's old port again, and when an outgoing connection of another test has
+  // taken that port meanwhile, librdkafka aborts the whole test process (seen once in CI:
+  // "Failed to bind mock broker socket ... Address already in use").
+  @Test("records produced while every broker stalls for 5 s are all delivered afterwards")
   func brokerOutage() async throws {
     let cluster = try TestKafka.makeCluster(brokers: 3, topics: ["outage": 3])
     let producer = try producer(cluster)
@@ -143,10 +147,10 @@ struct KafkaTests {
         if value == count / 3 {
           // Let the first third go out, then take the whole cluster down mid-stream.
           try await Task.sleep(for: .milliseconds(200))
-          try cluster.setBrokerDown()
+          try cluster.setRoundTripTime(.seconds(5))
           group.addTask {
             try await Task.sleep(for: .seconds(5))
-            try cluster.setBrokerUp()
+            try cluster.setRoundTripTime(.zero)
             return nil
           }
         }
@@ -273,16 +277,15 @@ struct KafkaTests {
     #expect(largest > 1, "records already fetched come in one batch")
   }
 
-  @Test("brokersReachable answers the readiness question: true while a broker is up, false while none is")
+  @Test("brokersReachable answers the readiness question: true while a broker answers, false while none does")
   func reachability() async throws {
     let cluster = try TestKafka.makeCluster(brokers: 1, topics: ["ready": 1])
     let producer = try producer(cluster)
     #expect(await producer.brokersReachable(timeout: .seconds(5)))
-    try cluster.setBrokerDown(1)
+    try cluster.setRoundTripTime(.seconds(3))
     #expect(await producer.brokersReachable(timeout: .milliseconds(500)) == false)
-    try cluster.setBrokerUp(1)
-    // librdkafka reconnects after its backoff (up to reconnect.backoff.max.ms, 10 s, with jitter);
-    // a failed metadata request can return at once, so wait by the clock, not by attempts.
+    try cluster.setRoundTripTime(.zero)
+    // Requests already queued behind the delay answer late; wait by the clock for a fresh answer.
     var back = false
     let deadline = ContinuousClock.now + .seconds(60)
     while !back, ContinuousClock.now < deadline {
