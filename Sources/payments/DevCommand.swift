@@ -51,7 +51,7 @@ struct DevCommand: AsyncParsableCommand {
   func run() async throws {
     let output = PrefixedOutput()
     let directory = URL(fileURLWithPath: dataDir).standardizedFileURL.path
-    let postgresDirectory = directory + "/postgres"
+    let postgresDirectory = Self.postgresDirectory(in: directory)
     let cluster = LocalPostgresCluster(directory: postgresDirectory, port: postgresPort)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     // One `payments dev` per data directory: the lock lives as long as this process.
@@ -62,6 +62,9 @@ struct DevCommand: AsyncParsableCommand {
     if fresh {
       output.line("dev", "--fresh: deleting what \(directory) holds")
       try? cluster.stop()
+      if !postgresDirectory.hasPrefix(directory + "/") {
+        try? FileManager.default.removeItem(atPath: postgresDirectory)
+      }
       for item in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where item != "lock"
       {
         try FileManager.default.removeItem(atPath: directory + "/" + item)
@@ -76,7 +79,7 @@ struct DevCommand: AsyncParsableCommand {
       try cluster.start()
     } catch {
       throw ValidationError(
-        "cannot start PostgreSQL in \(postgresDirectory): \(error)\n(as root the postgres user must be able to reach that directory; try --data-dir under /var/tmp)"
+        "cannot start PostgreSQL in \(postgresDirectory): \(error)"
       )
     }
     let database = "postgresql://postgres@127.0.0.1:\(postgresPort)/postgres"
@@ -93,7 +96,7 @@ struct DevCommand: AsyncParsableCommand {
     do {
       let me = try Self.executablePath()
       // Migrations and the development key.
-      let migrate = try DevProcess.run(me, ["migrate", "--database-url", database])
+      let migrate = try await ChildProcess.run(me, ["migrate", "--database-url", database])
       output.line("migrate", migrate.output.trimmingCharacters(in: .whitespacesAndNewlines))
       guard migrate.status == 0 else { throw ExitCode(1) }
       let keyFile = directory + "/api-key"
@@ -101,7 +104,7 @@ struct DevCommand: AsyncParsableCommand {
         (try? String(contentsOfFile: keyFile, encoding: .utf8))?.trimmingCharacters(
           in: .whitespacesAndNewlines) ?? ""
       if apiKey.isEmpty {
-        let created = try DevProcess.run(
+        let created = try await ChildProcess.run(
           me, ["keys", "create", "--client", "dev", "--database-url", database])
         guard created.status == 0 else {
           output.line("keys", created.output)
@@ -181,6 +184,25 @@ struct DevCommand: AsyncParsableCommand {
       stopEverything()
       throw error
     }
+  }
+
+  /// Where PostgreSQL's cluster lives: `DIRECTORY/postgres`, unless this runs as root and the
+  /// `postgres` user (which `initdb` and `pg_ctl` run as) cannot reach that place, as under
+  /// `/root`; then a directory of its own under /var/tmp, named after the data directory.
+  static func postgresDirectory(in directory: String) -> String {
+    let inside = directory + "/postgres"
+    guard getuid() == 0 else { return inside }
+    var path = ""
+    for component in directory.split(separator: "/") {
+      path += "/" + component
+      var info = stat()
+      guard stat(path, &info) == 0 else { break }  // made below, by root with mode 755
+      if info.st_mode & S_IXOTH == 0 {
+        let name = directory.map { $0.isLetter || $0.isNumber ? $0 : "-" }
+        return "/var/tmp/payments-dev-postgres" + String(name)
+      }
+    }
+    return inside
   }
 
   /// This executable's path.

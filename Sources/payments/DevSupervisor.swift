@@ -140,13 +140,8 @@ final class Supervisor: @unchecked Sendable {
   private func hasExited(_ pid: Int32) -> Bool { lock.withLock { exited[pid] != nil } }
 }
 
-/// Small process and socket helpers of `payments dev`.
+/// A socket helper of `payments dev`.
 enum DevProcess {
-  /// Runs `program` to the end; its exit status and output.
-  static func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    try ChildProcess.run(program, arguments)
-  }
-
   /// True when something accepts TCP connections on 127.0.0.1:`port`.
   static func canConnect(port: Int) -> Bool {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
