@@ -8,7 +8,7 @@ public import Postgres
 /// ever fall inside one `window + margin`: a provider that counts calls in a sliding `window`
 /// sees at most `limit` of them, even when each call reaches it up to `margin` later than its
 /// slot. With a backlog, the limiter hands out `limit` slots per `window + margin`
-/// (2 per 1.035 s = 96.6 % of the allowance with the defaults).
+/// (2 per 1.1 s = 90.9 % of the allowance with the defaults).
 public struct RateLimitSchedule: Sendable, Hashable {
   /// Calls allowed per window.
   public var limit: Int
@@ -16,7 +16,7 @@ public struct RateLimitSchedule: Sendable, Hashable {
   /// Slack for the time between a slot and the call's arrival at the provider.
   public var margin: Duration
 
-  public init(limit: Int, window: Duration = .seconds(1), margin: Duration = .milliseconds(35)) {
+  public init(limit: Int, window: Duration = .seconds(1), margin: Duration = .milliseconds(100)) {
     precondition(limit >= 1, "limit must be at least 1")
     self.limit = limit
     self.window = window
@@ -49,7 +49,7 @@ public final class PostgresRateLimiter: Sendable {
     /// Calls per window by provider.
     public var limits: [String: Int] = [:]
     public var window: Duration = .seconds(1)
-    public var margin: Duration = .milliseconds(35)
+    public var margin: Duration = .milliseconds(100)
     /// How late after its slot a call may still start; the rest of the margin is left for the
     /// request to reach the provider.
     public var lateness: Duration = .milliseconds(15)

@@ -45,7 +45,7 @@ struct DispatcherCommand: AsyncParsableCommand {
     help:
       "Rate limiter: milliseconds between a call's slot and its arrival at the provider that the schedule allows for."
   )
-  var rateLimitMargin: Int = 35
+  var rateLimitMargin: Int = 100
 
   @Option(
     help: "Rate limiter: how many milliseconds after its slot a call may still start (less than the margin).")
