@@ -101,18 +101,19 @@ let package = Package(
       name: "ServiceKit",
       dependencies: [
         "Postgres", "Kafka", "RPCCore", "RPCStandardServices", "PaymentsProto", "TLS", .logging,
+        .serviceLifecycle,
       ]),
     .target(
       name: "CommandService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle,
       ]),
     .target(
       name: "DispatcherService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .asyncHTTPClient,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle, .asyncHTTPClient,
         .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOFoundationCompat", package: "swift-nio"),
       ]),
@@ -120,7 +121,7 @@ let package = Package(
       name: "QueryService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle,
       ]),
 
     // MARK: The provider sandbox (a stand-in for an external payment provider)

@@ -78,22 +78,41 @@ public struct CommandServer: Sendable {
       ],
       logger: logger)
     let runsRelay = configuration.runsRelay
+    let shutdown = ShutdownSignal()
+    shutdown.onTrigger {
+      logger.notice("graceful shutdown: no new calls; finishing the running ones")
+      health.setStatus(.notServing)
+      health.setStatus(.notServing, forService: Payments_V1_PaymentCommandService.serviceName)
+      server.beginGracefulShutdown()
+    }
     do {
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.run() }
-        group.addTask { await store.run() }
-        group.addTask { await keys.run() }
-        if runsRelay { group.addTask { try await relay.run() } }
-        let port = try await transport.boundPort()
-        logger.info("command service listening", metadata: ["port": "\(port)"])
-        onListening(port)
-        try await group.next()
-        group.cancelAll()
+      try await shutdown.triggeredByGracefulShutdown {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          group.addTask { await store.run() }
+          group.addTask { await keys.run() }
+          if runsRelay { group.addTask { try await relay.run() } }
+          // The server ends by itself after a graceful shutdown, once its calls have finished
+          // (or the transport's grace period ran out); then the background parts stop.
+          try await withThrowingTaskGroup(of: Void.self) { serving in
+            serving.addTask { try await server.run() }
+            let port = try await transport.boundPort()
+            logger.info("command service listening", metadata: ["port": "\(port)"])
+            onListening(port)
+            try await serving.next()
+          }
+          group.cancelAll()
+        }
       }
     } catch {
       await producer.close(flushTimeout: .seconds(5))
       await pool.close()
       throw error
+    }
+    // Every accepted order is committed with its outbox row; publish what is still pending so
+    // that it reaches Kafka before this process exits (the next relay would otherwise).
+    if runsRelay {
+      let published = await relay.drain(timeout: .seconds(5))
+      logger.info("outbox drained on shutdown", metadata: ["records": "\(published)"])
     }
     await producer.close(flushTimeout: .seconds(5))
     await pool.close()

@@ -113,39 +113,77 @@ public struct DispatcherServer: Sendable {
     let server = RPCServer(transport: transport, services: [health], logger: logger)
     let finalRegistry = registry
     let finalIntake = intake
+    let shutdown = ShutdownSignal()
+    shutdown.onTrigger {
+      logger.notice("graceful shutdown: intake stops; workers finish the payments in hand")
+      health.setStatus(.notServing)
+      for doorbell in doorbells { doorbell.ring() }
+    }
     do {
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.run() }
-        group.addTask { try await relay.run() }
-        group.addTask {
-          try await finalIntake.run { records in
-            let orders = records.compactMap { try? Payments_V1_PaymentOrderRecord(serializedBytes: $0.value) }
-              .filter { !$0.paymentID.isEmpty }
-            try await store.intake(orders, expiry: configuration.paymentExpiry) {
-              finalRegistry.route(requested: $0.provider, currency: $0.amount?.currency ?? "")
-            }
+      try await shutdown.triggeredByGracefulShutdown {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          group.addTask { try await server.run() }
+          group.addTask { try await relay.run() }
+          group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
+          group.addTask {
+            await Self.watchHealth(pool: pool, producer: producer, health: health, shutdown: shutdown)
           }
+          group.addTask {
+            // Intake and workers stop on shutdown: intake at once (committing the offsets of the
+            // orders it stored), each worker after the payment in hand.
+            try await withThrowingTaskGroup(of: Void.self) { work in
+              work.addTask {
+                try await cancelling(on: shutdown) {
+                  try await finalIntake.run { records in
+                    let orders = records.compactMap {
+                      try? Payments_V1_PaymentOrderRecord(serializedBytes: $0.value)
+                    }
+                    .filter { !$0.paymentID.isEmpty }
+                    try await store.intake(orders, expiry: configuration.paymentExpiry) {
+                      finalRegistry.route(requested: $0.provider, currency: $0.amount?.currency ?? "")
+                    }
+                  }
+                }
+              }
+              for doorbell in doorbells {
+                work.addTask { await worker.run(doorbell: doorbell, shutdown: shutdown) }
+              }
+              try await work.waitForAll()
+            }
+            guard shutdown.isTriggered else { return }
+            // What this instance still holds goes back to the others now, not after the lease.
+            let released = (try? await store.releaseLeases()) ?? 0
+            // The events of the last transitions leave before the process does.
+            let published = await relay.drain(timeout: .seconds(5))
+            logger.notice(
+              "dispatcher stopped its work",
+              metadata: ["released_leases": "\(released)", "events_published": "\(published)"])
+            server.beginGracefulShutdown()
+            await sleepUntilCancelled()
+          }
+          let port = try await transport.boundPort()
+          logger.info(
+            "dispatcher running", metadata: ["health_port": "\(port)", "workers": "\(configuration.workers)"])
+          onListening(port)
+          try await group.next()
+          group.cancelAll()
         }
-        group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
-        group.addTask { await Self.watchHealth(pool: pool, producer: producer, health: health) }
-        for doorbell in doorbells { group.addTask { await worker.run(doorbell: doorbell) } }
-        let port = try await transport.boundPort()
-        logger.info(
-          "dispatcher running", metadata: ["health_port": "\(port)", "workers": "\(configuration.workers)"])
-        onListening(port)
-        try await group.next()
-        group.cancelAll()
       }
     } catch {
-      await Self.shutdown(producer: producer, http: http, pool: pool)
+      await Self.shutdown(store: store, producer: producer, http: http, pool: pool)
       if error is CancellationError || Task.isCancelled { return }
       throw error
     }
-    await Self.shutdown(producer: producer, http: http, pool: pool)
+    await Self.shutdown(store: store, producer: producer, http: http, pool: pool)
   }
 
-  private static func shutdown(producer: KafkaProducer, http: HTTPClient, pool: PostgresConnectionPool) async
-  {
+  private static func shutdown(
+    store: WorkStore, producer: KafkaProducer, http: HTTPClient, pool: PostgresConnectionPool
+  ) async {
+    // Also after a cancellation (a worker cut off mid-call): the payment goes back at once, and
+    // its next owner inquires before charging again. A fresh task, because this one may be
+    // cancelled.
+    await Task { _ = try? await store.releaseLeases() }.value
     await producer.close(flushTimeout: .seconds(5))
     try? await http.shutdown()
     await pool.close()
@@ -171,12 +209,12 @@ public struct DispatcherServer: Sendable {
   /// SERVING while PostgreSQL and Kafka answer, NOT_SERVING while either does not (checked
   /// every 2 s).
   private static func watchHealth(
-    pool: PostgresConnectionPool, producer: KafkaProducer, health: HealthService
+    pool: PostgresConnectionPool, producer: KafkaProducer, health: HealthService, shutdown: ShutdownSignal
   ) async {
     while !Task.isCancelled {
       let database = (try? await pool.query("SELECT 1")) != nil
       let kafka = await producer.brokersReachable(timeout: .seconds(2))
-      health.setStatus(database && kafka ? .serving : .notServing)
+      health.setStatus(database && kafka && !shutdown.isTriggered ? .serving : .notServing)
       try? await Task.sleep(for: .seconds(2))
     }
   }

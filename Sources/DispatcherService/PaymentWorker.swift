@@ -38,10 +38,11 @@ public struct PaymentWorker: Sendable {
     self.logger = logger
   }
 
-  /// Works until the task is cancelled: claims due payments; when there are none, sleeps until
-  /// `doorbell` rings (new work) or the next payment is due.
-  public func run(doorbell: Doorbell) async {
-    while !Task.isCancelled {
+  /// Works until the task is cancelled or `shutdown` triggers (then it finishes the payment in
+  /// hand first): claims due payments; when there are none, sleeps until `doorbell` rings (new
+  /// work) or the next payment is due.
+  public func run(doorbell: Doorbell, shutdown: ShutdownSignal = ShutdownSignal()) async {
+    while !Task.isCancelled, !shutdown.isTriggered {
       do {
         if let item = try await store.claim() {
           try await process(item)

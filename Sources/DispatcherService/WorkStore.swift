@@ -107,6 +107,19 @@ public struct WorkStore: Sendable {
     return .milliseconds(Int64(max(0, seconds) * 1000))
   }
 
+  /// Gives back every payment this instance holds, so that another instance takes it over at
+  /// once instead of after the lease (on shutdown). A payment left `PROCESSING` is inquired
+  /// about first by whoever takes it, so a call that may have charged is never repeated blindly.
+  @discardableResult
+  public func releaseLeases() async throws -> Int {
+    try await pool.query(
+      """
+      UPDATE dispatcher.payments SET lease_owner = NULL, lease_expires_at = NULL
+      WHERE lease_owner = \(owner) RETURNING payment_id
+      """
+    ).count
+  }
+
   /// Records a provider call before it is made (before its rate-limit slot is taken, so
   /// `started_at` includes the wait for the slot).
   public func recordCall(_ item: WorkItem, kind: String) async throws {

@@ -79,7 +79,8 @@ public final class PaymentChangeFeed: Sendable {
     for doorbell in doorbells { doorbell.ring() }
   }
 
-  private func ringAll() {
+  /// Wakes every subscriber (on shutdown, so that waiting calls notice at once).
+  public func ringAll() {
     let doorbells = state.withLock { state in
       state.byPayment.values.flatMap(\.values) + Array(state.everything.values)
     }

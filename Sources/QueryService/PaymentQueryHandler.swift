@@ -3,7 +3,7 @@ import PaymentsCore
 public import PaymentsProto
 import ProtobufRuntime
 public import RPCCore
-import ServiceKit
+public import ServiceKit
 
 /// `payments.v1.PaymentQueryService`: reads the read model, for the calling client only.
 ///
@@ -28,11 +28,18 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
   private let readModel: PaymentReadModel
   private let feed: PaymentChangeFeed
   private let configuration: Configuration
+  private let shutdown: ShutdownSignal
 
-  public init(readModel: PaymentReadModel, feed: PaymentChangeFeed, configuration: Configuration = .init()) {
+  /// - Parameter shutdown: when it triggers, running watches end with `UNAVAILABLE` (the client
+  ///   watches again, on another instance) instead of being cut off when the server closes.
+  public init(
+    readModel: PaymentReadModel, feed: PaymentChangeFeed, configuration: Configuration = .init(),
+    shutdown: ShutdownSignal = ShutdownSignal()
+  ) {
     self.readModel = readModel
     self.feed = feed
     self.configuration = configuration
+    self.shutdown = shutdown
   }
 
   public func getPayment(
@@ -170,6 +177,12 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
         while !sent.status.isTerminal {
           await doorbell.wait(upTo: configuration.safetyPollInterval)
           try Task.checkCancellation()
+          if shutdown.isTriggered {
+            throw RPCError(
+              .unavailable,
+              "the query service is shutting down; watch payment \(id) again (version \(sent.version) was the last sent)"
+            )
+          }
           for next in try await readModel.history(of: id, after: sent.version) {
             try await responses.write(next)
             sent = next

@@ -49,11 +49,14 @@ public struct QueryServer: Sendable {
     health.setStatus(.serving)
     health.setStatus(.serving, forService: Payments_V1_PaymentQueryService.serviceName)
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
+    let shutdown = ShutdownSignal()
     do {
       let server = RPCServer(
         transport: transport,
         services: [
-          PaymentQueryHandler(readModel: readModel, feed: feed, configuration: configuration.handler), health,
+          PaymentQueryHandler(
+            readModel: readModel, feed: feed, configuration: configuration.handler, shutdown: shutdown),
+          health,
           try ReflectionService(files: PaymentsDescriptors.files),
         ],
         interceptors: [
@@ -61,16 +64,32 @@ public struct QueryServer: Sendable {
             store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead])
         ],
         logger: logger)
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.run() }
-        group.addTask { await keys.run() }
-        group.addTask { await feed.run() }
-        group.addTask { try await projection.run() }
-        let port = try await transport.boundPort()
-        logger.info("query service listening", metadata: ["port": "\(port)"])
-        onListening(port)
-        try await group.next()
-        group.cancelAll()
+      shutdown.onTrigger {
+        logger.notice("graceful shutdown: no new calls; finishing the running ones, ending watches")
+        health.setStatus(.notServing)
+        health.setStatus(.notServing, forService: Payments_V1_PaymentQueryService.serviceName)
+        server.beginGracefulShutdown()
+        feed.ringAll()
+      }
+      try await shutdown.triggeredByGracefulShutdown {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          group.addTask { try await server.run() }
+          group.addTask { await keys.run() }
+          group.addTask { await feed.run() }
+          group.addTask {
+            // On shutdown the projection stops at once (committing the offsets of what it
+            // applied), while the server finishes its calls; a projection that fails ends the
+            // service.
+            try await cancelling(on: shutdown) { try await projection.run() }
+            await sleepUntilCancelled()
+          }
+          let port = try await transport.boundPort()
+          logger.info("query service listening", metadata: ["port": "\(port)"])
+          onListening(port)
+          // The server ends by itself after a graceful shutdown, once its calls have finished.
+          try await group.next()
+          group.cancelAll()
+        }
       }
     } catch {
       await pool.close()

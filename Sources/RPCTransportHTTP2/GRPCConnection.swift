@@ -149,7 +149,7 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     guard !isClosed else { return }
     if !isConnected {
       if let error = TCPSocket.connectionError(descriptor) {
-        failure = "\(error)"
+        failure = "cannot connect to \(peer): \(error)"
         return close(reason: "\(error)")
       }
       isConnected = true
@@ -265,7 +265,10 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
         guard let stream = streams.removeValue(forKey: id) else { continue }
         let message =
           errorCode == HTTP2ErrorCode.noError
-          ? "stream closed without a status" : "stream reset by \(peer) (HTTP/2 error code \(errorCode))"
+          ? "stream closed without a status"
+          : errorCode == HTTP2ErrorCode.refusedStream
+            ? "the request was refused by \(peer) before it was processed (REFUSED_STREAM); safe to retry"
+            : "stream reset by \(peer) (HTTP/2 error code \(errorCode))"
         let code: RPCStatus.Code =
           errorCode == HTTP2ErrorCode.refusedStream
           ? .unavailable : errorCode == HTTP2ErrorCode.cancel ? .cancelled : .internal

@@ -95,6 +95,22 @@ public struct OutboxRelay: Sendable {
     }
   }
 
+  /// Publishes what the outbox holds now, batch after batch, until it is empty, another relay
+  /// holds it, Kafka refuses records, or `timeout` has passed; returns the rows published. Used
+  /// on shutdown so that what was accepted leaves before the process does (what is left stays
+  /// in the outbox for the next relay).
+  @discardableResult
+  public func drain(timeout: Duration) async -> Int {
+    let deadline = ContinuousClock.now + timeout
+    var total = 0
+    while ContinuousClock.now < deadline {
+      guard case .published(let count, let failed) = try? await relayBatch(), count > 0 else { break }
+      total += count
+      if failed > 0 { break }
+    }
+    return total
+  }
+
   /// Publishes the oldest unpublished rows, at most ``Configuration/batchSize``.
   public func relayBatch() async throws -> BatchOutcome {
     try await pool.withTransaction { connection in

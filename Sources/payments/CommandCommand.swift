@@ -50,7 +50,9 @@ struct CommandCommand: AsyncParsableCommand {
     configuration.store.maximumBatchSize = maximumBatchSize
     configuration.databaseConnections = databaseConnections
     let server = CommandServer(configuration: configuration, logger: logger)
-    try await runUntilSignalled(name: "command service", host: service.host, logger: logger) { onListening in
+    try await runUntilSignalled(
+      name: "command service", host: service.host, logger: logger, gracePeriod: try service.gracePeriod()
+    ) { onListening in
       try await server.run(onListening: onListening)
     }
   }

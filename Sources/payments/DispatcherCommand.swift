@@ -165,7 +165,9 @@ struct DispatcherCommand: AsyncParsableCommand {
       throw ValidationError("--default-provider '\(defaultProvider)' is not among the --provider entries")
     }
     let server = DispatcherServer(configuration: configuration, logger: logger)
-    try await runUntilSignalled(name: "dispatcher health", host: service.host, logger: logger) {
+    try await runUntilSignalled(
+      name: "dispatcher health", host: service.host, logger: logger, gracePeriod: try service.gracePeriod()
+    ) {
       onListening in
       try await server.run(onListening: onListening)
     }

@@ -70,7 +70,9 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
     configuration.seed = seed
     let sandbox = ProviderSandbox(configuration: configuration, logger: logger)
     let host = self.host
-    try await runUntilSignalled(name: "provider sandbox", host: host, logger: logger) { onListening in
+    try await runUntilSignalled(
+      name: "provider sandbox", host: host, logger: logger, handlesGracefulShutdown: false
+    ) { onListening in
       try await sandbox.run(onListening: onListening)
     }
   }

@@ -22,7 +22,9 @@ struct QueryCommand: AsyncParsableCommand {
         groupID: consumerGroup))
     configuration.transport = try service.transport(defaultPort: 50052)
     let server = QueryServer(configuration: configuration, logger: logger)
-    try await runUntilSignalled(name: "query service", host: service.host, logger: logger) { onListening in
+    try await runUntilSignalled(
+      name: "query service", host: service.host, logger: logger, gracePeriod: try service.gracePeriod()
+    ) { onListening in
       try await server.run(onListening: onListening)
     }
   }

@@ -31,6 +31,11 @@ struct ServiceOptions: ParsableArguments {
   @Option(help: "PEM private key for TLS.")
   var tlsKey: String?
 
+  @Option(
+    help:
+      "Seconds a graceful shutdown (SIGTERM) gives running calls and payments in hand to finish.")
+  var shutdownGrace: Double = 20
+
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: String = ProcessInfoEnvironment.value("PAYMENTS_LOG_LEVEL") ?? "info"
 
@@ -53,6 +58,7 @@ struct ServiceOptions: ParsableArguments {
     let port = self.port ?? defaultPort
     guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number") }
     var configuration = HTTP2ServerTransport.Configuration(host: host, port: port)
+    configuration.shutdownGracePeriod = try gracePeriod()
     switch (tlsCertificate, tlsKey) {
     case (let certificate?, let key?):
       configuration.tls = try TLSContext.server(certificateChainPath: certificate, privateKeyPath: key)
@@ -62,6 +68,13 @@ struct ServiceOptions: ParsableArguments {
       throw ValidationError("--tls-certificate and --tls-key go together")
     }
     return configuration
+  }
+
+  func gracePeriod() throws -> Duration {
+    guard shutdownGrace > 0, shutdownGrace <= 3600 else {
+      throw ValidationError("--shutdown-grace \(shutdownGrace) must be between 0 and 3600 seconds")
+    }
+    return .milliseconds(Int64(shutdownGrace * 1000))
   }
 
   func logger(_ label: String) throws -> Logger {
@@ -82,32 +95,45 @@ extension String {
   }
 }
 
-/// Runs a server until SIGTERM or SIGINT, printing the bound address on standard output.
+/// Runs a server as the one service of a `ServiceGroup` until SIGTERM or SIGINT, printing the
+/// bound address on standard output.
+///
+/// A server that handles the graceful shutdown itself (stops taking work, finishes what is in
+/// flight) gets `gracePeriod` for it; after that, and for servers that do not, the group cancels
+/// it.
 func runUntilSignalled(
-  name: String, host: String, logger: Logger,
+  name: String, host: String, logger: Logger, handlesGracefulShutdown: Bool = true,
+  gracePeriod: Duration = .seconds(20),
   _ body: @escaping @Sendable (@escaping @Sendable (Int) -> Void) async throws -> Void
 ) async throws {
-  let service = SignalledServer(name: name, host: host, body: body)
-  let group = ServiceGroup(
-    configuration: .init(
-      services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-  try await group.run()
+  let service = SignalledServer(
+    name: name, host: host, handlesGracefulShutdown: handlesGracefulShutdown, body: body)
+  var configuration = ServiceGroupConfiguration(
+    services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+  // The server's own grace period, then some for closing its clients (Kafka flush, pool).
+  configuration.maximumGracefulShutdownDuration = gracePeriod + .seconds(10)
+  configuration.maximumCancellationDuration = .seconds(10)
+  try await ServiceGroup(configuration: configuration).run()
 }
 
 private struct SignalledServer: Service {
   let name: String
   let host: String
+  let handlesGracefulShutdown: Bool
   let body: @Sendable (@escaping @Sendable (Int) -> Void) async throws -> Void
 
   func run() async throws {
     let name = self.name
     let host = self.host
+    let onListening: @Sendable (Int) -> Void = { port in
+      print("\(name) listening on \(host):\(port)")
+      fflush(nil)
+    }
     do {
-      try await cancelWhenGracefulShutdown {
-        try await body { port in
-          print("\(name) listening on \(host):\(port)")
-          fflush(nil)
-        }
+      if handlesGracefulShutdown {
+        try await body(onListening)
+      } else {
+        try await cancelWhenGracefulShutdown { try await body(onListening) }
       }
     } catch is CancellationError {
       return

@@ -56,6 +56,18 @@ final class ProcessStack: Sendable {
     _ = try await ChildProcess.wait(pid)
   }
 
+  /// Sends SIGTERM to `name` and returns its exit status once it has exited.
+  func terminate(_ name: String) async throws -> Int32 {
+    guard let pid = pids.remove(name) else { throw HarnessError("no process \(name)") }
+    Glibc.kill(pid, SIGTERM)
+    return try await ChildProcess.wait(pid)
+  }
+
+  /// The output of `name` so far.
+  func log(_ name: String) -> String {
+    (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? ""
+  }
+
   func stopAll() async {
     for (_, pid) in pids.removeAll() {
       Glibc.kill(pid, SIGKILL)
@@ -194,6 +206,15 @@ struct ProcessFlowTests {
         if event.type == .succeeded || event.type == .failed { terminal.insert(event.paymentID) }
       }
       #expect(terminal == allIDs)
+
+      // SIGTERM stops every part cleanly: exit status 0, and no dispatcher keeps a lease.
+      for name in ["dispatcher-0", "dispatcher-1", "dispatcher-2", "query", "command", "sandbox"] {
+        let status = try await stack.terminate(name)
+        #expect(status == 0, "\(name) exited with \(status) after SIGTERM: \(stack.log(name).suffix(2000))")
+      }
+      let leased = try await pool.query(
+        "SELECT count(*) FROM dispatcher.payments WHERE lease_owner IS NOT NULL")
+      #expect(try leased[0].decode(Int.self, at: 0) == 0)
     } catch {
       await stack.stopAll()
       try? await http.shutdown()
