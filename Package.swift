@@ -20,6 +20,8 @@ extension Target.Dependency {
   static let unixSignals = Target.Dependency.product(
     name: "UnixSignals", package: "swift-service-lifecycle")
   static let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+  static let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+  static let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
   static let asyncHTTPClient = Target.Dependency.product(
     name: "AsyncHTTPClient", package: "async-http-client")
 }
@@ -49,6 +51,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
   ],
   targets: [
     // MARK: C libraries (each imported by exactly one wrapper module below)
@@ -101,19 +106,20 @@ let package = Package(
       name: "ServiceKit",
       dependencies: [
         "Postgres", "Kafka", "RPCCore", "RPCStandardServices", "PaymentsProto", "TLS", .logging,
-        .serviceLifecycle,
+        .serviceLifecycle, .metrics,
       ]),
     .target(
       name: "CommandService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle, .metrics,
       ]),
     .target(
       name: "DispatcherService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle, .asyncHTTPClient,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle, .metrics,
+        .asyncHTTPClient,
         .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOFoundationCompat", package: "swift-nio"),
       ]),
@@ -121,7 +127,7 @@ let package = Package(
       name: "QueryService",
       dependencies: [
         "PaymentsCore", "PaymentsProto", "ProtobufRuntime", "ServiceKit", "RPCCore", "RPCTransportHTTP2",
-        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle,
+        "RPCStandardServices", "Postgres", "Kafka", "TLS", .logging, .serviceLifecycle, .metrics,
       ]),
 
     // MARK: The provider sandbox (a stand-in for an external payment provider)
@@ -140,6 +146,9 @@ let package = Package(
         .serviceLifecycle,
       ]),
 
+    // MARK: Service configuration: defaults, file, environment, flags
+    .target(name: "PaymentsConfiguration", dependencies: [.product(name: "Yams", package: "Yams")]),
+
     // MARK: Local stack (`payments dev` and the tests): child processes, PostgreSQL clusters
     .target(name: "DevStack"),
 
@@ -149,7 +158,8 @@ let package = Package(
       dependencies: [
         "Postgres", "Kafka", "PaymentsCore", "PaymentsSchema", "ServiceKit", "CommandService",
         "QueryService", "DispatcherService", "ProviderSandbox", "RPCTransportHTTP2", "TLS", "DevStack",
-        .argumentParser,
+        "PaymentsConfiguration",
+        .argumentParser, .metrics, .prometheus, .hummingbird,
         .logging,
         .serviceLifecycle,
         .unixSignals,

@@ -73,8 +73,9 @@ public struct CommandServer: Sendable {
         try ReflectionService(files: PaymentsDescriptors.files),
       ],
       interceptors: [
+        RPCMetricsInterceptor(),
         AuthInterceptor(
-          store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite])
+          store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite]),
       ],
       logger: logger)
     let runsRelay = configuration.runsRelay

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 public import Kafka
 public import Logging
+import Metrics
 import NIOCore
 public import PaymentsCore
 import PaymentsProto
@@ -110,7 +111,8 @@ public struct DispatcherServer: Sendable {
       logger: logger)
     let health = HealthService()
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
-    let server = RPCServer(transport: transport, services: [health], logger: logger)
+    let server = RPCServer(
+      transport: transport, services: [health], interceptors: [RPCMetricsInterceptor()], logger: logger)
     let finalRegistry = registry
     let finalIntake = intake
     let shutdown = ShutdownSignal()
@@ -125,6 +127,7 @@ public struct DispatcherServer: Sendable {
           group.addTask { try await server.run() }
           group.addTask { try await relay.run() }
           group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
+          group.addTask { await Self.sampleQueue(store: store, limiter: limiter) }
           group.addTask {
             await Self.watchHealth(pool: pool, producer: producer, health: health, shutdown: shutdown)
           }
@@ -187,6 +190,19 @@ public struct DispatcherServer: Sendable {
     await producer.close(flushTimeout: .seconds(5))
     try? await http.shutdown()
     await pool.close()
+  }
+
+  /// Records, every 5 s, the payments due and waiting for a worker
+  /// (`dispatcher_work_queue_depth`) and the share of each provider's allowance this instance
+  /// used in the last 10 s (`rate_limiter_slot_utilization`; summed over instances, the global
+  /// utilization).
+  private static func sampleQueue(store: WorkStore, limiter: PostgresRateLimiter) async {
+    let depth = Gauge(label: "dispatcher_work_queue_depth")
+    while !Task.isCancelled {
+      if let due = try? await store.dueCount() { depth.record(due) }
+      limiter.recordUtilization()
+      try? await Task.sleep(for: .seconds(5))
+    }
   }
 
   /// Rings every worker's doorbell when new work is inserted (`dispatcher_work`).

@@ -1,5 +1,8 @@
 public import Logging
+import Metrics
 public import Postgres
+import ServiceKit
+import Synchronization
 
 /// The slot arithmetic of the global rate limiter, free of I/O so it can be tested with any clock.
 ///
@@ -66,6 +69,8 @@ public final class PostgresRateLimiter: Sendable {
 
   private let pool: PostgresConnectionPool
   private let configuration: Configuration
+  /// When this instance's recent grants were made, per provider (for the utilization gauge).
+  private let grants = Mutex<[String: [ContinuousClock.Instant]]>([:])
   private let logger: Logger
 
   public init(pool: PostgresConnectionPool, configuration: Configuration = .init(), logger: Logger) {
@@ -94,11 +99,38 @@ public final class PostgresRateLimiter: Sendable {
       try await Task.sleep(until: target, clock: clock)
       let late = (clock.now - target) + (received - requested)
       if late <= configuration.lateness {
+        Metrics.Timer(label: "rate_limiter_wait_seconds", dimensions: [("provider", provider)])
+          .recordInterval(since: start)
+        grants.withLock { grants in
+          grants[provider, default: []].append(clock.now)
+        }
         return Grant(slot: slot, waited: clock.now - start)
       }
       logger.debug(
         "woke too late for a rate-limit slot; reserving another",
         metadata: ["provider": "\(provider)", "late": "\(late)"])
+    }
+  }
+
+  /// Records `rate_limiter_slot_utilization{provider}`: the share of the provider's allowance
+  /// this instance used in the last 10 s (0...1; the sum over instances is the global share).
+  public func recordUtilization() {
+    let window = Duration.seconds(10)
+    let now = ContinuousClock.now
+    let counts = grants.withLock { grants in
+      var counts: [String: Int] = [:]
+      for (provider, times) in grants {
+        let recent = times.filter { now - $0 <= window }
+        grants[provider] = recent
+        counts[provider] = recent.count
+      }
+      return counts
+    }
+    for (provider, count) in counts {
+      let limit = configuration.limits[provider] ?? configuration.defaultLimit
+      let allowance = Double(limit) * (window / configuration.window)
+      Gauge(label: "rate_limiter_slot_utilization", dimensions: [("provider", provider)])
+        .record(Double(count) / allowance)
     }
   }
 

@@ -1,4 +1,5 @@
 public import Foundation
+import Metrics
 import PaymentsCore
 public import PaymentsProto
 public import Postgres
@@ -107,6 +108,16 @@ public struct WorkStore: Sendable {
     return .milliseconds(Int64(max(0, seconds) * 1000))
   }
 
+  /// How many payments are due and not leased (waiting for a worker).
+  public func dueCount() async throws -> Int {
+    try await pool.query(
+      """
+      SELECT count(*) FROM dispatcher.payments
+      WHERE status IN (1, 2, 3) AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      """
+    )[0].decode(Int.self, at: 0)
+  }
+
   /// Gives back every payment this instance holds, so that another instance takes it over at
   /// once instead of after the lease (on shutdown). A payment left `PROCESSING` is inquired
   /// about first by whoever takes it, so a call that may have charged is never repeated blindly.
@@ -138,7 +149,7 @@ public struct WorkStore: Sendable {
     _ transition: Transition, to item: WorkItem, callOutcome: (kind: String, outcome: String, detail: String)?
   ) async throws -> WorkItem? {
     try PaymentLifecycle.check(item.status, transition.status)
-    return try await pool.withTransaction { connection in
+    let applied: WorkItem? = try await pool.withTransaction { connection in
       let rows = try await connection.query(
         """
         UPDATE dispatcher.payments SET status = \(transition.status.rawValue), version = version + 1,
@@ -173,6 +184,34 @@ public struct WorkStore: Sendable {
         VALUES ('payments.events.v1', \(item.paymentID), \(event.serializedBytes()), 'payments.v1.PaymentEvent')
         """)
       return updated
+    }
+    guard let applied else { return nil }
+    recordMetrics(of: transition, to: item, callOutcome: callOutcome)
+    return applied
+  }
+
+  private func recordMetrics(
+    of transition: Transition, to item: WorkItem,
+    callOutcome: (kind: String, outcome: String, detail: String)?
+  ) {
+    if let callOutcome {
+      Counter(
+        label: "provider_calls_total",
+        dimensions: [
+          ("provider", item.provider), ("kind", callOutcome.kind), ("outcome", callOutcome.outcome),
+        ]
+      ).increment()
+    }
+    if transition.status == .retryScheduled {
+      Counter(label: "payment_retries_total", dimensions: [("provider", item.provider)]).increment()
+    }
+    if transition.status == .succeeded || transition.status == .failed {
+      Counter(
+        label: "payments_completed_total",
+        dimensions: [
+          ("provider", item.provider), ("status", transition.status == .succeeded ? "succeeded" : "failed"),
+        ]
+      ).increment()
     }
   }
 

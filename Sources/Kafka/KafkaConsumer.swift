@@ -136,6 +136,16 @@ public final class KafkaConsumer: Sendable {
     }
   }
 
+  /// How many records of `record`'s partition follow it, by the high watermark the client last
+  /// saw (no broker round trip); `nil` while unknown.
+  public func lag(after record: KafkaConsumerRecord) -> Int64? {
+    var low: Int64 = 0
+    var high: Int64 = 0
+    let error = rd_kafka_get_watermark_offsets(client.handle, record.topic, record.partition, &low, &high)
+    guard error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+    return max(0, high - (record.offset + 1))
+  }
+
   /// Commits every stored offset and waits for the group coordinator to acknowledge.
   public func commit() async throws {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in

@@ -60,8 +60,9 @@ public struct QueryServer: Sendable {
           try ReflectionService(files: PaymentsDescriptors.files),
         ],
         interceptors: [
+          RPCMetricsInterceptor(),
           AuthInterceptor(
-            store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead])
+            store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead]),
         ],
         logger: logger)
       shutdown.onTrigger {

@@ -1,5 +1,6 @@
 public import Kafka
 public import Logging
+import Metrics
 import Synchronization
 
 /// Consumes topics in batches and stores each batch's offsets only after `apply` returned, then
@@ -26,6 +27,7 @@ public struct BatchConsumer: Sendable {
     let consumer = try KafkaConsumer(configuration: configuration, topics: topics, logger: logger)
     let stored = StoredFlag()
     let (batchSize, commitInterval, logger) = (self.batchSize, self.commitInterval, self.logger)
+    let groupID = configuration.groupID
     do {
       try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {
@@ -60,6 +62,14 @@ public struct BatchConsumer: Sendable {
               last[KafkaTopicPartition(topic: record.topic, partition: record.partition)] = record
             }
             for record in last.values {
+              if let lag = consumer.lag(after: record) {
+                Gauge(
+                  label: "kafka_consumer_lag",
+                  dimensions: [
+                    ("group", groupID), ("topic", record.topic), ("partition", String(record.partition)),
+                  ]
+                ).record(lag)
+              }
               do {
                 try consumer.storeOffset(record)
                 stored.value.store(true, ordering: .relaxed)

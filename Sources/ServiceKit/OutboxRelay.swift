@@ -1,5 +1,6 @@
 public import Kafka
 public import Logging
+import Metrics
 public import Postgres
 
 /// Publishes a schema's transactional outbox (`<schema>.outbox`) to Kafka: at least once, in id
@@ -68,6 +69,7 @@ public struct OutboxRelay: Sendable {
     let doorbell = Doorbell()
     try await withThrowingTaskGroup(of: Void.self) { group in
       group.addTask { await listen(doorbell) }
+      group.addTask { await sampleBacklog() }
       group.addTask {
         while !Task.isCancelled {
           do {
@@ -164,6 +166,20 @@ public struct OutboxRelay: Sendable {
           ])
       }
       return .published(published.count, failed: ids.count - published.count)
+    }
+  }
+
+  /// Records the number of unpublished rows as the gauge `outbox_backlog{outbox}`, every 5 s.
+  private func sampleBacklog() async {
+    let gauge = Gauge(label: "outbox_backlog", dimensions: [("outbox", table)])
+    while !Task.isCancelled {
+      if let rows = try? await pool.query(
+        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE published_at IS NULL")),
+        let count = try? rows[0].decode(Int.self, at: 0)
+      {
+        gauge.record(count)
+      }
+      try? await Task.sleep(for: .seconds(5))
     }
   }
 

@@ -1,59 +1,62 @@
 import ArgumentParser
 import CommandService
 import Kafka
+import PaymentsConfiguration
 import PaymentsCore
 
 /// `payments command`: the command service.
 struct CommandCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "command",
-    abstract: "Run the command service (SubmitPayment) and its outbox relay.")
+    abstract: "Run the command service (SubmitPayment) and its outbox relay.",
+    discussion: "Every option is also a configuration key (docs/configuration.md).")
 
   @OptionGroup var service: ServiceOptions
 
   @Option(help: "The largest accepted amount_minor.")
-  var maximumAmountMinor: Int64 = PaymentOrderRules().maximumAmountMinor
+  var maximumAmountMinor: Int64?
 
-  @Option(
-    name: .customLong("provider"),
-    help: "A provider name requests may route to (repeatable). Default: sandbox.")
+  @Option(name: .customLong("provider"), help: "A provider name requests may route to (repeatable).")
   var providers: [String] = []
 
   @Option(help: "Batches of payment orders written at the same time (group commit).")
-  var batchWriters: Int = PaymentOrderStore.Configuration().concurrentBatches
+  var batchWriters: Int?
 
   @Option(help: "The most payment orders in one batch.")
-  var maximumBatchSize: Int = PaymentOrderStore.Configuration().maximumBatchSize
+  var maximumBatchSize: Int?
 
   @Option(help: "PostgreSQL connections of this instance.")
-  var databaseConnections: Int = 16
+  var databaseConnections: Int?
 
-  @Flag(help: "Do not run an outbox relay in this instance.")
-  var noRelay = false
+  @Flag(inversion: .prefixedNo, help: "Whether this instance runs an outbox relay.")
+  var relay: Bool?
 
   func run() async throws {
-    let logger = try service.logger("payments.command")
+    let settings = try service.settings(ServiceConfigurationKeys.command)
+    let server = ServerSettings(settings: settings, options: service)
+    let logger = try server.logger("payments.command")
     var configuration = CommandServer.Configuration(
-      databaseURL: try service.database(),
-      kafka: KafkaClientConfiguration(bootstrapServers: try service.brokers(), clientID: "payments-command"))
-    configuration.transport = try service.transport(defaultPort: 50051)
+      databaseURL: try server.database(),
+      kafka: KafkaClientConfiguration(bootstrapServers: try server.brokers(), clientID: "payments-command"))
+    configuration.transport = try server.transport()
     configuration.rules = PaymentOrderRules(
-      maximumAmountMinor: maximumAmountMinor, knownProviders: Set(providers.isEmpty ? ["sandbox"] : providers)
-    )
-    configuration.runsRelay = !noRelay
-    guard batchWriters >= 1, maximumBatchSize >= 1, databaseConnections >= batchWriters + 2 else {
-      throw ValidationError(
-        "--batch-writers and --maximum-batch-size must be at least 1, and --database-connections at least --batch-writers + 2"
-      )
-    }
+      maximumAmountMinor: Int64(
+        try settings.integer(
+          "maximum-amount-minor", flag: maximumAmountMinor.map { Int($0) }, in: 1...Int.max)!),
+      knownProviders: Set(settings.list("providers", flag: providers)))
+    configuration.runsRelay = try settings.boolean("relay", flag: relay)!
+    let batchWriters = try settings.integer("batch-writers", flag: batchWriters, in: 1...64)!
     configuration.store.concurrentBatches = batchWriters
-    configuration.store.maximumBatchSize = maximumBatchSize
-    configuration.databaseConnections = databaseConnections
-    let server = CommandServer(configuration: configuration, logger: logger)
+    configuration.store.maximumBatchSize = try settings.integer(
+      "maximum-batch-size", flag: maximumBatchSize, in: 1...10_000)!
+    configuration.databaseConnections = try settings.integer(
+      "database.connections", flag: databaseConnections, in: (batchWriters + 2)...1000)!
+    let command = CommandServer(configuration: configuration, logger: logger)
     try await runUntilSignalled(
-      name: "command service", host: service.host, logger: logger, gracePeriod: try service.gracePeriod()
+      name: "command service", host: server.host, logger: logger, gracePeriod: try server.gracePeriod(),
+      adminPort: try server.adminPort()
     ) { onListening in
-      try await server.run(onListening: onListening)
+      try await command.run(onListening: onListening)
     }
   }
 }

@@ -195,9 +195,10 @@ struct DevCommand: AsyncParsableCommand {
     var path = ""
     for component in directory.split(separator: "/") {
       path += "/" + component
-      var info = stat()
-      guard stat(path, &info) == 0 else { break }  // made below, by root with mode 755
-      if info.st_mode & S_IXOTH == 0 {
+      guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+        let mode = attributes[.posixPermissions] as? Int
+      else { break }  // made below, by root with mode 755
+      if mode & 0o001 == 0 {
         let name = directory.map { $0.isLetter || $0.isNumber ? $0 : "-" }
         return "/var/tmp/payments-dev-postgres" + String(name)
       }

@@ -1,18 +1,23 @@
 import ArgumentParser
 import DispatcherService
 import Kafka
+import PaymentsConfiguration
 import PaymentsCore
 
 /// `payments dispatcher`: executes payments against providers (any number of instances).
 struct DispatcherCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "dispatcher",
-    abstract: "Run a dispatcher: order intake, rate-limited provider calls with retries, domain events.")
+    abstract: "Run a dispatcher: order intake, rate-limited provider calls with retries, domain events.",
+    discussion: "Every option is also a configuration key (docs/configuration.md).")
 
   @OptionGroup var service: ServiceOptions
 
+  @Option(help: "PostgreSQL connections of this instance.")
+  var databaseConnections: Int?
+
   @Option(help: "Concurrent payments in this instance.")
-  var workers: Int = 4
+  var workers: Int?
 
   @Option(
     name: .customLong("provider"),
@@ -36,102 +41,100 @@ struct DispatcherCommand: AsyncParsableCommand {
   var providerSettings: [String] = []
 
   @Option(help: "The provider for payments that name none.")
-  var defaultProvider: String = "sandbox"
+  var defaultProvider: String?
 
   @Option(help: "Provider calls per second, shared by all instances (per provider).")
-  var rateLimit: Int = 2
+  var rateLimit: Int?
 
   @Option(
     help:
       "Rate limiter: milliseconds between a call's slot and its arrival at the provider that the schedule allows for."
   )
-  var rateLimitMargin: Int = 100
+  var rateLimitMargin: Int?
 
   @Option(
     help: "Rate limiter: how many milliseconds after its slot a call may still start (less than the margin).")
-  var rateLimitLateness: Int = 15
+  var rateLimitLateness: Int?
 
   @Option(help: "Timeout of one provider call, in seconds.")
-  var providerTimeout: Double = 5
+  var providerTimeout: Double?
 
   @Option(help: "Attempts before a transiently failing payment fails.")
-  var maximumAttempts: Int = RetryPolicy().maximumAttempts
+  var maximumAttempts: Int?
 
   @Option(help: "Backoff: the longest wait after the first failed attempt, in seconds.")
-  var retryBase: Double = RetryPolicy().base.seconds
+  var retryBase: Double?
 
   @Option(help: "Backoff: how much the longest wait grows with each further attempt.")
-  var retryFactor: Double = RetryPolicy().factor
+  var retryFactor: Double?
 
   @Option(help: "Backoff: the longest wait there can be, in seconds.")
-  var retryCap: Double = RetryPolicy().cap.seconds
+  var retryCap: Double?
 
   @Option(help: "Seconds after acceptance when an uncharged payment fails as expired (default: never).")
   var paymentExpiry: Double?
 
   @Option(help: "The intake's Kafka consumer group.")
-  var consumerGroup: String = "payments-dispatcher"
+  var consumerGroup: String?
 
   func run() async throws {
-    let logger = try service.logger("payments.dispatcher")
-    let brokers = try service.brokers()
+    let settings = try service.settings(ServiceConfigurationKeys.dispatcher)
+    let server = ServerSettings(settings: settings, options: service)
+    let logger = try server.logger("payments.dispatcher")
+    let brokers = try server.brokers()
     var configuration = DispatcherServer.Configuration(
-      databaseURL: try service.database(),
+      databaseURL: try server.database(),
       consumer: KafkaConsumerConfiguration(
         client: KafkaClientConfiguration(bootstrapServers: brokers, clientID: "payments-dispatcher"),
-        groupID: consumerGroup),
+        groupID: settings.string("consumer-group", flag: consumerGroup)!),
       producer: KafkaClientConfiguration(bootstrapServers: brokers, clientID: "payments-dispatcher"))
-    configuration.transport = try service.transport(defaultPort: 50053)
-    guard workers >= 1, rateLimit >= 1, maximumAttempts >= 1, providerTimeout > 0 else {
-      throw ValidationError(
-        "--workers, --rate-limit, --maximum-attempts and --provider-timeout must be positive")
+    configuration.transport = try server.transport()
+    configuration.databaseConnections = try settings.integer(
+      "database.connections", flag: databaseConnections, in: 4...1000)!
+    configuration.workers = try settings.integer("workers", flag: workers, in: 1...1000)!
+    configuration.rateLimiter.defaultLimit = try settings.integer(
+      "rate-limit", flag: rateLimit, in: 1...100_000)!
+    let margin = try settings.integer("rate-limit.margin", flag: rateLimitMargin, in: 1...10_000)!
+    let lateness = try settings.integer("rate-limit.lateness", flag: rateLimitLateness, in: 1...10_000)!
+    guard lateness < margin else {
+      throw settings.invalid("rate-limit.lateness", reason: "must be less than rate-limit.margin (\(margin))")
     }
-    configuration.workers = workers
-    configuration.rateLimiter.defaultLimit = rateLimit
-    guard rateLimitMargin > 0, rateLimitLateness > 0, rateLimitLateness < rateLimitMargin else {
-      throw ValidationError("--rate-limit-lateness must be positive and less than --rate-limit-margin")
-    }
-    configuration.rateLimiter.margin = .milliseconds(rateLimitMargin)
-    configuration.rateLimiter.lateness = .milliseconds(rateLimitLateness)
-    configuration.providerTimeout = .milliseconds(Int64(providerTimeout * 1000))
-    configuration.retry = try RetryPolicy.validated(
-      base: retryBase, factor: retryFactor, cap: retryCap, maximumAttempts: maximumAttempts)
-    if let paymentExpiry {
-      guard paymentExpiry > 0 else { throw ValidationError("--payment-expiry must be positive") }
-      configuration.paymentExpiry = .milliseconds(Int64(paymentExpiry * 1000))
-    }
-    if !providers.isEmpty {
-      var parsed: [String: String] = [:]
-      for provider in providers {
-        let parts = provider.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http") else {
-          throw ValidationError("--provider '\(provider)': expected NAME=http://HOST:PORT")
-        }
-        parsed[String(parts[0])] = String(parts[1])
-      }
-      configuration.sandboxProviders = parsed
-    }
-    for provider in hmacProviders {
-      let parts = provider.split(separator: "=", maxSplits: 1)
-      guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http") else {
-        throw ValidationError("--hmac-provider '\(provider)': expected NAME=http://HOST:PORT")
-      }
-      guard let secret = ProcessInfoEnvironment.value("PAYMENTS_HMAC_SECRET"), !secret.isEmpty else {
-        throw ValidationError("--hmac-provider needs the signing secret in PAYMENTS_HMAC_SECRET")
-      }
-      configuration.hmacProviders[String(parts[0])] = HMACProviderSettings(
-        baseURL: String(parts[1]), secret: secret)
-    }
+    configuration.rateLimiter.margin = .milliseconds(margin)
+    configuration.rateLimiter.lateness = .milliseconds(lateness)
+    let timeout = try settings.number("provider-timeout", flag: providerTimeout, in: 0.001...3600)!
+    configuration.providerTimeout = .milliseconds(Int64(timeout * 1000))
     let defaultRetry = RetrySettings(
-      base: retryBase, factor: retryFactor, cap: retryCap, maximumAttempts: maximumAttempts)
+      base: try settings.number("retry.base", flag: retryBase)!,
+      factor: try settings.number("retry.factor", flag: retryFactor)!,
+      cap: try settings.number("retry.cap", flag: retryCap)!,
+      maximumAttempts: try settings.integer("maximum-attempts", flag: maximumAttempts)!)
+    configuration.retry = try RetryPolicy.validated(defaultRetry)
+    if let expiry = try settings.number("payment-expiry", flag: paymentExpiry, in: 0.001...(365 * 86400)) {
+      configuration.paymentExpiry = .milliseconds(Int64(expiry * 1000))
+    }
+    var sandboxProviders: [String: String] = [:]
+    for provider in settings.list("providers", flag: providers) {
+      let (name, url) = try Self.nameAndURL(provider, key: "providers", settings)
+      sandboxProviders[name] = url
+    }
+    configuration.sandboxProviders = sandboxProviders
+    for provider in settings.list("hmac-providers", flag: hmacProviders) {
+      let (name, url) = try Self.nameAndURL(provider, key: "hmac-providers", settings)
+      guard let secret = settings.string("hmac.secret"), !secret.isEmpty else {
+        throw ConfigurationError(
+          "configuration key 'hmac-providers' needs the signing secret: set PAYMENTS_HMAC_SECRET or 'hmac.secret' in the configuration file"
+        )
+      }
+      configuration.hmacProviders[name] = HMACProviderSettings(baseURL: url, secret: secret)
+    }
     var retrySettings: [String: RetrySettings] = [:]
-    for setting in providerSettings {
+    for setting in settings.list("provider-settings", flag: providerSettings) {
       let nameAndRest = setting.split(separator: ":", maxSplits: 1)
       let keyAndValue = nameAndRest.count == 2 ? nameAndRest[1].split(separator: "=", maxSplits: 1) : []
       guard nameAndRest.count == 2, keyAndValue.count == 2, let number = Double(keyAndValue[1]), number > 0
       else {
-        throw ValidationError(
-          "--provider-setting '\(setting)': expected NAME:KEY=VALUE with a positive number")
+        throw settings.invalid(
+          "provider-settings", reason: "has '\(setting)'; expected NAME:KEY=VALUE with a positive number")
       }
       let name = String(nameAndRest[0])
       var retry = retrySettings[name] ?? defaultRetry
@@ -143,39 +146,51 @@ struct DispatcherCommand: AsyncParsableCommand {
       case "retry-factor": retry.factor = number
       case "retry-cap": retry.cap = number
       default:
-        throw ValidationError(
-          "--provider-setting '\(setting)': KEY is rate-limit, timeout, max-attempts, retry-base, retry-factor or retry-cap"
+        throw settings.invalid(
+          "provider-settings",
+          reason:
+            "has '\(setting)'; KEY is rate-limit, timeout, max-attempts, retry-base, retry-factor or retry-cap"
         )
       }
       if retry != defaultRetry { retrySettings[name] = retry }
     }
     for (name, retry) in retrySettings {
       do {
-        configuration.providerRetry[name] = try RetryPolicy.validated(
-          base: retry.base, factor: retry.factor, cap: retry.cap, maximumAttempts: retry.maximumAttempts)
-      } catch let error as ValidationError {
-        throw ValidationError("--provider-setting for '\(name)': \(error.message)")
+        configuration.providerRetry[name] = try RetryPolicy.validated(retry)
+      } catch let error as ConfigurationError {
+        throw ConfigurationError("configuration key 'provider-settings' for provider '\(name)': \(error)")
       }
     }
+    let defaultProvider = settings.string("default-provider", flag: defaultProvider)!
     configuration.defaultProvider = defaultProvider
     guard
       configuration.sandboxProviders[defaultProvider] != nil
         || configuration.hmacProviders[defaultProvider] != nil
     else {
-      throw ValidationError("--default-provider '\(defaultProvider)' is not among the --provider entries")
+      throw settings.invalid("default-provider", reason: "is not among the configured providers")
     }
-    let server = DispatcherServer(configuration: configuration, logger: logger)
+    let dispatcher = DispatcherServer(configuration: configuration, logger: logger)
     try await runUntilSignalled(
-      name: "dispatcher health", host: service.host, logger: logger, gracePeriod: try service.gracePeriod()
-    ) {
-      onListening in
-      try await server.run(onListening: onListening)
+      name: "dispatcher health", host: server.host, logger: logger, gracePeriod: try server.gracePeriod(),
+      adminPort: try server.adminPort()
+    ) { onListening in
+      try await dispatcher.run(onListening: onListening)
     }
+  }
+
+  private static func nameAndURL(_ entry: String, key: String, _ settings: Settings) throws -> (
+    String, String
+  ) {
+    let parts = entry.split(separator: "=", maxSplits: 1)
+    guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http") else {
+      throw settings.invalid(key, reason: "has '\(entry)'; expected NAME=http://HOST:PORT")
+    }
+    return (String(parts[0]), String(parts[1]))
   }
 }
 
 /// Backoff settings as given on the command line, before validation.
-private struct RetrySettings: Equatable {
+struct RetrySettings: Equatable {
   var base: Double
   var factor: Double
   var cap: Double
@@ -184,22 +199,26 @@ private struct RetrySettings: Equatable {
 
 extension RetryPolicy {
   /// The policy, or an error naming the setting that is out of range.
-  static func validated(base: Double, factor: Double, cap: Double, maximumAttempts: Int) throws -> RetryPolicy
-  {
-    guard base > 0 else { throw ValidationError("the retry base must be positive (got \(base))") }
-    guard factor >= 1 else { throw ValidationError("the retry factor must be at least 1 (got \(factor))") }
+  static func validated(_ settings: RetrySettings) throws -> RetryPolicy {
+    let (base, factor, cap, maximumAttempts) = (
+      settings.base, settings.factor, settings.cap, settings.maximumAttempts
+    )
+    guard base > 0 else {
+      throw ConfigurationError("configuration key 'retry.base' must be positive (got \(base))")
+    }
+    guard factor >= 1 else {
+      throw ConfigurationError("configuration key 'retry.factor' must be at least 1 (got \(factor))")
+    }
     guard cap >= base else {
-      throw ValidationError("the retry cap (\(cap) s) must be at least the retry base (\(base) s)")
+      throw ConfigurationError(
+        "configuration key 'retry.cap' (\(cap) s) must be at least 'retry.base' (\(base) s)")
     }
     guard maximumAttempts >= 1 else {
-      throw ValidationError("the maximum attempts must be at least 1 (got \(maximumAttempts))")
+      throw ConfigurationError(
+        "configuration key 'maximum-attempts' must be at least 1 (got \(maximumAttempts))")
     }
     return RetryPolicy(
       base: .milliseconds(Int64(base * 1000)), factor: factor, cap: .milliseconds(Int64(cap * 1000)),
       maximumAttempts: maximumAttempts)
   }
-}
-
-extension Duration {
-  fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import PaymentsConfiguration
 import ProviderSandbox
 
 /// `payments provider-sandbox`: a simulated external payment provider (ARCHITECTURE.md §8).
@@ -9,67 +10,77 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
     abstract:
       "Run the provider sandbox: a Stripe-like HTTP/JSON provider with rate limit and failure injection.")
 
+  @Option(
+    help: ArgumentHelp(
+      "A configuration file (.yaml, .yml or .json); also $PAYMENTS_CONFIG.", valueName: "path"))
+  var config: String?
+
   @Option(help: "Address to listen on.")
-  var host: String = "127.0.0.1"
+  var host: String?
 
   @Option(help: "Port (0 picks a free port; the bound port is printed).")
-  var port: Int = 8090
+  var port: Int?
 
   @Option(help: "Calls per second it accepts on /v1/charges; more get 429 and count as violations.")
-  var rateLimit: Int = 2
+  var rateLimit: Int?
 
   @Option(help: "Share of charge requests that fail with 500 (0...1).")
-  var internalErrorRate: Double = 0
+  var internalErrorRate: Double?
 
   @Option(help: "Share of charge requests that fail with 503 (0...1).")
-  var unavailableRate: Double = 0
+  var unavailableRate: Double?
 
   @Option(help: "Share of charges whose reply is held back past any client timeout (0...1).")
-  var lostResponseRate: Double = 0
+  var lostResponseRate: Double?
 
   @Option(help: "How long a lost reply is held, in seconds.")
-  var lostResponseSeconds: Double = 30
+  var lostResponseSeconds: Double?
 
   @Option(help: "Share of charges answered slowly (0...1).")
-  var slowRate: Double = 0
+  var slowRate: Double?
 
   @Option(help: "How long a slow reply takes, in seconds.")
-  var slowSeconds: Double = 3
+  var slowSeconds: Double?
 
   @Option(help: "An amount (minor units) that is always declined (repeatable). Default: 402 and 40402.")
   var declineAmount: [Int64] = []
 
   @Option(help: "Seed of the failure injection.")
-  var seed: UInt64 = 1
-
-  func validate() throws {
-    for (name, rate) in [
-      ("--internal-error-rate", internalErrorRate), ("--unavailable-rate", unavailableRate),
-      ("--lost-response-rate", lostResponseRate), ("--slow-rate", slowRate),
-    ] where !(0...1).contains(rate) {
-      throw ValidationError("\(name) must be between 0 and 1")
-    }
-    guard rateLimit >= 1 else { throw ValidationError("--rate-limit must be at least 1") }
-  }
+  var seed: UInt64?
 
   func run() async throws {
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
     var logger = Logger(label: "payments.provider-sandbox")
     logger.logLevel = .warning
+    let environment = ProcessInfoEnvironment.all
+    let settings = try Settings(
+      keys: ServiceConfigurationKeys.providerSandbox, file: config ?? environment["PAYMENTS_CONFIG"],
+      environment: environment)
     var configuration = ProviderSandbox.Configuration()
+    let host = settings.string("host", flag: self.host)!
     configuration.host = host
-    configuration.port = port
-    configuration.rateLimit = rateLimit
-    configuration.internalErrorRate = internalErrorRate
-    configuration.unavailableRate = unavailableRate
-    configuration.lostResponseRate = lostResponseRate
-    configuration.lostResponseDelay = .milliseconds(Int64(lostResponseSeconds * 1000))
-    configuration.slowRate = slowRate
-    configuration.slowDelay = .milliseconds(Int64(slowSeconds * 1000))
-    if !declineAmount.isEmpty { configuration.declinedAmounts = Set(declineAmount) }
-    configuration.seed = seed
+    configuration.port = try settings.integer("port", flag: port, in: 0...65535)!
+    configuration.rateLimit = try settings.integer("rate-limit", flag: rateLimit, in: 1...100_000)!
+    configuration.internalErrorRate = try settings.number(
+      "internal-error-rate", flag: internalErrorRate, in: 0...1)!
+    configuration.unavailableRate = try settings.number("unavailable-rate", flag: unavailableRate, in: 0...1)!
+    configuration.lostResponseRate = try settings.number(
+      "lost-response-rate", flag: lostResponseRate, in: 0...1)!
+    let lostSeconds = try settings.number("lost-response-seconds", flag: lostResponseSeconds, in: 0...3600)!
+    configuration.lostResponseDelay = .milliseconds(Int64(lostSeconds * 1000))
+    configuration.slowRate = try settings.number("slow-rate", flag: slowRate, in: 0...1)!
+    let slow = try settings.number("slow-seconds", flag: slowSeconds, in: 0...3600)!
+    configuration.slowDelay = .milliseconds(Int64(slow * 1000))
+    var declined: Set<Int64> = []
+    for amount in settings.list("decline-amounts", flag: declineAmount.map(String.init)) {
+      guard let value = Int64(amount), value > 0 else {
+        throw settings.invalid("decline-amounts", reason: "has '\(amount)', which is not a positive amount")
+      }
+      declined.insert(value)
+    }
+    configuration.declinedAmounts = declined
+    configuration.seed = UInt64(try settings.integer("seed", flag: seed.map { Int(truncatingIfNeeded: $0) })!)
     let sandbox = ProviderSandbox(configuration: configuration, logger: logger)
-    let host = self.host
     try await runUntilSignalled(
       name: "provider sandbox", host: host, logger: logger, handlesGracefulShutdown: false
     ) { onListening in

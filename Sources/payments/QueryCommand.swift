@@ -1,31 +1,41 @@
 import ArgumentParser
 import Kafka
+import PaymentsConfiguration
 import QueryService
 
 /// `payments query`: the query service.
 struct QueryCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "query",
-    abstract: "Run the query service (GetPayment, ListPayments, WatchPayment) and its projection.")
+    abstract: "Run the query service (GetPayment, ListPayments, WatchPayment) and its projection.",
+    discussion: "Every option is also a configuration key (docs/configuration.md).")
 
   @OptionGroup var service: ServiceOptions
 
+  @Option(help: "PostgreSQL connections of this instance.")
+  var databaseConnections: Int?
+
   @Option(help: "The projection's Kafka consumer group.")
-  var consumerGroup: String = "payments-query"
+  var consumerGroup: String?
 
   func run() async throws {
-    let logger = try service.logger("payments.query")
+    let settings = try service.settings(ServiceConfigurationKeys.query)
+    let server = ServerSettings(settings: settings, options: service)
+    let logger = try server.logger("payments.query")
     var configuration = QueryServer.Configuration(
-      databaseURL: try service.database(),
+      databaseURL: try server.database(),
       consumer: KafkaConsumerConfiguration(
-        client: KafkaClientConfiguration(bootstrapServers: try service.brokers(), clientID: "payments-query"),
-        groupID: consumerGroup))
-    configuration.transport = try service.transport(defaultPort: 50052)
-    let server = QueryServer(configuration: configuration, logger: logger)
+        client: KafkaClientConfiguration(bootstrapServers: try server.brokers(), clientID: "payments-query"),
+        groupID: settings.string("consumer-group", flag: consumerGroup)!))
+    configuration.transport = try server.transport()
+    configuration.databaseConnections = try settings.integer(
+      "database.connections", flag: databaseConnections, in: 2...1000)!
+    let query = QueryServer(configuration: configuration, logger: logger)
     try await runUntilSignalled(
-      name: "query service", host: service.host, logger: logger, gracePeriod: try service.gracePeriod()
+      name: "query service", host: server.host, logger: logger, gracePeriod: try server.gracePeriod(),
+      adminPort: try server.adminPort()
     ) { onListening in
-      try await server.run(onListening: onListening)
+      try await query.run(onListening: onListening)
     }
   }
 }

@@ -2,27 +2,38 @@ import ArgumentParser
 import Glibc
 import Kafka
 import Logging
+import PaymentsConfiguration
 import RPCTransportHTTP2
 import ServiceLifecycle
 import TLS
 import UnixSignals
 
-/// Options every service shares: where to listen, the database, Kafka, TLS.
+/// Options every service shares: the configuration file, where to listen, the database, Kafka,
+/// TLS, logging and shutdown. Each flag overrides its key from the environment and the file
+/// (docs/configuration.md); an option without a flag's value here is `nil`, not its default.
 struct ServiceOptions: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "A configuration file (.yaml, .yml or .json); also $PAYMENTS_CONFIG.", valueName: "path"))
+  var config: String?
+
   @Option(help: "Address to listen on.")
-  var host: String = "0.0.0.0"
+  var host: String?
 
   @Option(help: "Port to listen on (0 picks a free port; the bound port is printed).")
   var port: Int?
 
-  @Option(
-    name: .customLong("database-url"),
-    help: "PostgreSQL connection string (URL or key=value). Default: $PAYMENTS_DATABASE_URL.")
-  var databaseURL: String?
+  @Option(help: "Port of the admin HTTP endpoint serving /metrics (none by default).")
+  var adminPort: Int?
 
   @Option(
-    name: .customLong("kafka-brokers"),
-    help: "Kafka bootstrap servers, comma-separated. Default: $PAYMENTS_KAFKA_BROKERS.")
+    name: .customLong("database-url"),
+    help:
+      "PostgreSQL connection string (URL or key=value). Better in $PAYMENTS_DATABASE_URL: it may hold a password."
+  )
+  var databaseURL: String?
+
+  @Option(name: .customLong("kafka-brokers"), help: "Kafka bootstrap servers, comma-separated.")
   var kafkaBrokers: String?
 
   @Option(help: "PEM certificate chain for TLS (with --tls-key); plaintext h2c without it.")
@@ -31,60 +42,79 @@ struct ServiceOptions: ParsableArguments {
   @Option(help: "PEM private key for TLS.")
   var tlsKey: String?
 
-  @Option(
-    help:
-      "Seconds a graceful shutdown (SIGTERM) gives running calls and payments in hand to finish.")
-  var shutdownGrace: Double = 20
+  @Option(help: "Seconds a graceful shutdown (SIGTERM) gives running calls and payments in hand to finish.")
+  var shutdownGrace: Double?
 
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-  var logLevel: String = ProcessInfoEnvironment.value("PAYMENTS_LOG_LEVEL") ?? "info"
+  var logLevel: String?
 
-  func database() throws -> String {
-    guard let url = databaseURL ?? ProcessInfoEnvironment.value("PAYMENTS_DATABASE_URL") else {
-      throw ValidationError("no database: pass --database-url or set PAYMENTS_DATABASE_URL")
-    }
-    return url
+  /// The configuration of a service with `keys`: these flags over the environment over the file.
+  func settings(_ keys: [ConfigurationKey]) throws -> Settings {
+    let environment = ProcessInfoEnvironment.all
+    return try Settings(keys: keys, file: config ?? environment["PAYMENTS_CONFIG"], environment: environment)
   }
+}
+
+/// The shared keys of a gRPC service, read from its settings.
+struct ServerSettings {
+  let settings: Settings
+  let options: ServiceOptions
+
+  var host: String { settings.string("host", flag: options.host) ?? "0.0.0.0" }
+
+  func database() throws -> String { try settings.required("database.url", flag: options.databaseURL) }
 
   func brokers() throws -> [String] {
-    guard let list = kafkaBrokers ?? ProcessInfoEnvironment.value("PAYMENTS_KAFKA_BROKERS"), !list.isEmpty
-    else {
-      throw ValidationError("no Kafka: pass --kafka-brokers or set PAYMENTS_KAFKA_BROKERS")
-    }
-    return list.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }
+    let brokers = settings.list("kafka.brokers", flag: options.kafkaBrokers.map { [$0] } ?? [])
+      .flatMap { $0.split(separator: ",") }.map { String($0).trimmingCharacters(in: " ") }.filter {
+        !$0.isEmpty
+      }
+    guard !brokers.isEmpty else { _ = try settings.required("kafka.brokers"); return [] }
+    return brokers
   }
 
-  func transport(defaultPort: Int) throws -> HTTP2ServerTransport.Configuration {
-    let port = self.port ?? defaultPort
-    guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number") }
+  func adminPort() throws -> Int? {
+    try settings.integer("admin.port", flag: options.adminPort, in: 0...65535)
+  }
+
+  func gracePeriod() throws -> Duration {
+    let seconds = try settings.number("shutdown.grace", flag: options.shutdownGrace, in: 0.001...3600) ?? 20
+    return .milliseconds(Int64(seconds * 1000))
+  }
+
+  func transport() throws -> HTTP2ServerTransport.Configuration {
+    let port = try settings.integer("port", flag: options.port, in: 0...65535) ?? 0
     var configuration = HTTP2ServerTransport.Configuration(host: host, port: port)
     configuration.shutdownGracePeriod = try gracePeriod()
-    switch (tlsCertificate, tlsKey) {
+    let certificate = settings.string("tls.certificate", flag: options.tlsCertificate)
+    let key = settings.string("tls.key", flag: options.tlsKey)
+    switch (certificate, key) {
     case (let certificate?, let key?):
       configuration.tls = try TLSContext.server(certificateChainPath: certificate, privateKeyPath: key)
     case (nil, nil):
       break
     default:
-      throw ValidationError("--tls-certificate and --tls-key go together")
+      throw ConfigurationError("configuration keys 'tls.certificate' and 'tls.key' go together")
     }
     return configuration
   }
 
-  func gracePeriod() throws -> Duration {
-    guard shutdownGrace > 0, shutdownGrace <= 3600 else {
-      throw ValidationError("--shutdown-grace \(shutdownGrace) must be between 0 and 3600 seconds")
-    }
-    return .milliseconds(Int64(shutdownGrace * 1000))
-  }
-
+  /// The process's logger at the configured level; logs the effective configuration (secrets as
+  /// `<secret>`) at debug level.
   func logger(_ label: String) throws -> Logger {
-    guard let level = Logger.Level(rawValue: logLevel) else {
-      throw ValidationError(
-        "--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+    let name = settings.string("log.level", flag: options.logLevel) ?? "info"
+    guard let level = Logger.Level(rawValue: name) else {
+      throw settings.invalid(
+        "log.level", reason: "is not one of trace, debug, info, notice, warning, error, critical")
     }
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
     var logger = Logger(label: label)
     logger.logLevel = level
+    for entry in settings.summary {
+      logger.debug(
+        "configuration",
+        metadata: ["key": "\(entry.key)", "value": "\(entry.value)", "source": "\(entry.source)"])
+    }
     return logger
   }
 }
@@ -103,13 +133,20 @@ extension String {
 /// it.
 func runUntilSignalled(
   name: String, host: String, logger: Logger, handlesGracefulShutdown: Bool = true,
-  gracePeriod: Duration = .seconds(20),
+  gracePeriod: Duration = .seconds(20), adminPort: Int? = nil,
   _ body: @escaping @Sendable (@escaping @Sendable (Int) -> Void) async throws -> Void
 ) async throws {
   let service = SignalledServer(
     name: name, host: host, handlesGracefulShutdown: handlesGracefulShutdown, body: body)
+  var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+  if let adminPort {
+    // Made first: it bootstraps the metrics system before the server records anything.
+    services.append(.init(service: AdminServer(host: host, port: adminPort, logger: logger)))
+  }
+  // When the server ends (after a graceful shutdown, or by failing), the whole group ends.
+  services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
   var configuration = ServiceGroupConfiguration(
-    services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
   // The server's own grace period, then some for closing its clients (Kafka flush, pool).
   configuration.maximumGracefulShutdownDuration = gracePeriod + .seconds(10)
   configuration.maximumCancellationDuration = .seconds(10)
