@@ -181,6 +181,12 @@ let package = Package(
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
+    .testTarget(
+      name: "PaymentsConfigurationTests",
+      dependencies: [
+        "PaymentsConfiguration", "PaymentsCore", "CommandService", "DispatcherService", "QueryService",
+        "ProviderSandbox", .product(name: "Yams", package: "Yams"),
+      ]),
     .testTarget(name: "ProtobufRuntimeTests", dependencies: ["ProtobufRuntime"]),
     .testTarget(
       name: "ProtobufDynamicTests",

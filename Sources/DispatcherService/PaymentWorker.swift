@@ -120,6 +120,9 @@ public struct PaymentWorker: Sendable {
         return
       case .notCharged:
         item.outcomeUnknown = false  // safe to charge now
+        if !item.isExpired {
+          try await store.finishCall(item, kind: "inquiry", outcome: "not_charged", detail: "")
+        }
         if item.isExpired {
           _ = try await store.apply(item.expiry, to: item, callOutcome: ("inquiry", "not_charged", "expired"))
           return

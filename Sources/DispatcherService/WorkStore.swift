@@ -142,6 +142,20 @@ public struct WorkStore: Sendable {
       """)
   }
 
+  /// Records the outcome of a call that changes no state (an inquiry that found no charge, before
+  /// the charge that follows it).
+  public func finishCall(_ item: WorkItem, kind: String, outcome: String, detail: String) async throws {
+    try await pool.execute(
+      """
+      UPDATE dispatcher.attempts SET finished_at = now(), outcome = \(outcome), detail = \(detail)
+      WHERE payment_id = \(item.paymentID) AND attempt = \(item.attempts) AND kind = \(kind)
+      """)
+    Counter(
+      label: "provider_calls_total",
+      dimensions: [("provider", item.provider), ("kind", kind), ("outcome", outcome)]
+    ).increment()
+  }
+
   /// Applies a transition and writes its event to the outbox, in one transaction, if this worker
   /// still holds the lease. Returns the updated item, or `nil` when the lease was lost (another
   /// instance took the payment over; this worker's result is dropped).

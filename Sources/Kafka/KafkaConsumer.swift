@@ -136,14 +136,51 @@ public final class KafkaConsumer: Sendable {
     }
   }
 
-  /// How many records of `record`'s partition follow it, by the high watermark the client last
-  /// saw (no broker round trip); `nil` while unknown.
-  public func lag(after record: KafkaConsumerRecord) -> Int64? {
-    var low: Int64 = 0
-    var high: Int64 = 0
-    let error = rd_kafka_get_watermark_offsets(client.handle, record.topic, record.partition, &low, &high)
-    guard error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
-    return max(0, high - (record.offset + 1))
+  /// The lag of each assigned partition: records between the consumer's position (the next
+  /// record it will read, or the committed offset before it has read any) and the partition's
+  /// high watermark. Asks the group coordinator for committed offsets (up to `timeout`);
+  /// partitions whose offsets are not known yet are left out.
+  public func lag(timeout: Duration = .seconds(2)) async -> [KafkaTopicPartition: Int64] {
+    await withCheckedContinuation {
+      (continuation: CheckedContinuation<[KafkaTopicPartition: Int64], Never>) in
+      let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
+      let accepted = shared.state.withLock { state -> Bool in
+        guard !state.finished else { return false }
+        state.jobs.append { handle in continuation.resume(returning: Self.lag(handle, timeout: milliseconds))
+        }
+        return true
+      }
+      if accepted { shared.signal() } else { continuation.resume(returning: [:]) }
+    }
+  }
+
+  private static func lag(_ handle: OpaquePointer, timeout: Int32) -> [KafkaTopicPartition: Int64] {
+    var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+    guard rd_kafka_assignment(handle, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let list = assignment else {
+      return [:]
+    }
+    defer { rd_kafka_topic_partition_list_destroy(list) }
+    guard list.pointee.cnt > 0 else { return [:] }
+    let committed = rd_kafka_topic_partition_list_copy(list)!
+    defer { rd_kafka_topic_partition_list_destroy(committed) }
+    _ = rd_kafka_position(handle, list)
+    let knowsCommitted = rd_kafka_committed(handle, committed, timeout) == RD_KAFKA_RESP_ERR_NO_ERROR
+    var result: [KafkaTopicPartition: Int64] = [:]
+    for index in 0..<Int(list.pointee.cnt) {
+      let entry = list.pointee.elems[index]
+      let topic = String(cString: entry.topic)
+      var position = entry.offset
+      if position < 0, knowsCommitted { position = committed.pointee.elems[index].offset }
+      var low: Int64 = 0
+      var high: Int64 = 0
+      guard position >= 0,
+        rd_kafka_get_watermark_offsets(handle, topic, entry.partition, &low, &high)
+          == RD_KAFKA_RESP_ERR_NO_ERROR,
+        high >= 0
+      else { continue }
+      result[KafkaTopicPartition(topic: topic, partition: entry.partition)] = max(0, high - position)
+    }
+    return result
   }
 
   /// Commits every stored offset and waits for the group coordinator to acknowledge.

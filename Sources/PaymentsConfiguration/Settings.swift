@@ -63,7 +63,16 @@ public struct Settings: Sendable {
         : [value]
       return (values, .environment(key.environmentVariable))
     }
-    if let values = file[name], let filePath { return (values, .file(filePath)) }
+    if let values = file[name], let filePath {
+      // A list may also be written as one comma-separated string, as in the environment.
+      let split =
+        key.kind == .list && values.count == 1
+        ? values[0].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+          !$0.isEmpty
+        }
+        : values
+      return (split, .file(filePath))
+    }
     if let value = key.defaultValue {
       return (key.kind == .list ? value.split(separator: ",").map(String.init) : [value], .defaultValue)
     }
@@ -137,9 +146,10 @@ public struct Settings: Sendable {
     return value
   }
 
-  /// An error naming `name` and the source of its value (the value too, unless it is secret).
-  public func invalid(_ name: String, reason: String) -> ConfigurationError {
-    let (values, source) = raw(name) ?? ([], .defaultValue)
+  /// An error naming `name` and the source of its value (the value too, unless it is secret);
+  /// `flag` is the flag's value, as given to the reading method.
+  public func invalid(_ name: String, flag: [String]? = nil, reason: String) -> ConfigurationError {
+    let (values, source) = raw(name, flag: flag) ?? ([], .defaultValue)
     return invalid(name, source, values.joined(separator: ","), reason)
   }
 
@@ -155,6 +165,14 @@ public struct Settings: Sendable {
   }
 
   // MARK: Printing
+
+  /// The `PAYMENTS_*` variables of the environment that are not keys of this service (typos,
+  /// or variables meant for another service or a client); `known` are other names to accept.
+  public func unknownEnvironmentVariables(known: Set<String> = []) -> [String] {
+    let ours = Set(keys.map(\.environmentVariable))
+    return environment.keys.filter { $0.hasPrefix("PAYMENTS_") && !ours.contains($0) && !known.contains($0) }
+      .sorted()
+  }
 
   /// Every key with its value and source, secrets as `<secret>`: for the start-up log.
   public var summary: [(key: String, value: String, source: Source)] {

@@ -31,6 +31,20 @@ public struct BatchConsumer: Sendable {
     do {
       try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {
+          // The lag of every assigned partition, as the gauge kafka_consumer_lag, every 5 s.
+          while !Task.isCancelled {
+            for (partition, lag) in await consumer.lag() {
+              Gauge(
+                label: "kafka_consumer_lag",
+                dimensions: [
+                  ("group", groupID), ("topic", partition.topic), ("partition", String(partition.partition)),
+                ]
+              ).record(lag)
+            }
+            try await Task.sleep(for: .seconds(5))
+          }
+        }
+        group.addTask {
           while !Task.isCancelled {
             try await Task.sleep(for: commitInterval)
             if stored.value.exchange(false, ordering: .relaxed) {
@@ -62,14 +76,6 @@ public struct BatchConsumer: Sendable {
               last[KafkaTopicPartition(topic: record.topic, partition: record.partition)] = record
             }
             for record in last.values {
-              if let lag = consumer.lag(after: record) {
-                Gauge(
-                  label: "kafka_consumer_lag",
-                  dimensions: [
-                    ("group", groupID), ("topic", record.topic), ("partition", String(record.partition)),
-                  ]
-                ).record(lag)
-              }
               do {
                 try consumer.storeOffset(record)
                 stored.value.store(true, ordering: .relaxed)

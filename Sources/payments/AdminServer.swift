@@ -40,6 +40,8 @@ struct AdminServer: Service {
         logger.info("admin endpoint listening", metadata: ["port": "\(channel.localAddress?.port ?? port)"])
       },
       logger: logger)
-    try await app.runService()
+    // As a service of the process's group (not `runService`, which would start a group of its own
+    // with its own signal handling).
+    try await app.run()
   }
 }

@@ -34,6 +34,11 @@ struct DevCommand: AsyncParsableCommand {
     50053
   @Option(help: "The provider sandbox's port.") var sandboxPort: Int = 8090
   @Option(help: "PostgreSQL's port.") var postgresPort: Int = 54329
+  @Option(
+    help:
+      "The first admin port serving /metrics: the command service's; the query service's is the next, then the dispatchers'."
+  )
+  var metricsPort: Int = 9101
 
   @Option(help: "Log level of the services: trace, debug, info, notice, warning, error, critical.")
   var logLevel: String = "info"
@@ -43,6 +48,7 @@ struct DevCommand: AsyncParsableCommand {
     for (name, port) in [
       ("--command-port", commandPort), ("--query-port", queryPort), ("--dispatcher-port", dispatcherPort),
       ("--sandbox-port", sandboxPort), ("--postgres-port", postgresPort),
+      ("--metrics-port", metricsPort + 1 + dispatchers),
     ] where !(1...65535).contains(port) {
       throw ValidationError("\(name) \(port) is not a port number")
     }
@@ -122,11 +128,14 @@ struct DevCommand: AsyncParsableCommand {
       let brokers = try await Self.waitForFile(bootstrapFile, timeout: .seconds(30))
       let environment = [
         "PAYMENTS_DATABASE_URL": database, "PAYMENTS_KAFKA_BROKERS": brokers, "PAYMENTS_LOG_LEVEL": logLevel,
+        // Well inside the supervisor's 15 s before SIGKILL (the grace, then closing the clients).
+        "PAYMENTS_SHUTDOWN_GRACE": "3",
       ]
       try supervisor.start(
         "sandbox", me, ["provider-sandbox", "--host", "127.0.0.1", "--port", "\(sandboxPort)"])
       try supervisor.start(
-        "command", me, ["command", "--host", "127.0.0.1", "--port", "\(commandPort)"],
+        "command", me,
+        ["command", "--host", "127.0.0.1", "--port", "\(commandPort)", "--admin-port", "\(metricsPort)"],
         environment: environment)
       var ports = [sandboxPort, commandPort, queryPort]
       for index in 0..<dispatchers {
@@ -136,11 +145,13 @@ struct DevCommand: AsyncParsableCommand {
           dispatchers == 1 ? "dispatcher" : "dispatcher-\(index + 1)", me,
           [
             "dispatcher", "--host", "127.0.0.1", "--port", "\(port)", "--provider",
-            "sandbox=http://127.0.0.1:\(sandboxPort)",
+            "sandbox=http://127.0.0.1:\(sandboxPort)", "--admin-port", "\(metricsPort + 2 + index)",
           ], environment: environment)
       }
       try supervisor.start(
-        "query", me, ["query", "--host", "127.0.0.1", "--port", "\(queryPort)"], environment: environment)
+        "query", me,
+        ["query", "--host", "127.0.0.1", "--port", "\(queryPort)", "--admin-port", "\(metricsPort + 1)"],
+        environment: environment)
       for port in ports { try await Self.waitForPort(port, timeout: .seconds(60), supervisor: supervisor) }
 
       let ctl = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("paymentsctl")
@@ -154,6 +165,7 @@ struct DevCommand: AsyncParsableCommand {
           query service       127.0.0.1:\(queryPort)   (gRPC, plaintext)
           dispatcher health   127.0.0.1:\(dispatcherPort)\(dispatchers > 1 ? "-\(dispatcherPort + dispatchers - 1)" : "")
           provider sandbox    http://127.0.0.1:\(sandboxPort)   (/v1/ledger, /v1/stats)
+          metrics             http://127.0.0.1:\(metricsPort)/metrics (command), :\(metricsPort + 1) (query), :\(metricsPort + 2)\(dispatchers > 1 ? "-\(metricsPort + 1 + dispatchers)" : "") (dispatchers)
           PostgreSQL          \(database)
           Kafka               \(brokers)
           API key             \(apiKey)   (also in \(keyFile))
@@ -229,7 +241,7 @@ struct DevCommand: AsyncParsableCommand {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
       if supervisor.failed { throw ExitCode(1) }
-      if DevProcess.canConnect(port: port) { return }
+      if Loopback.canConnect(port: port) { return }
       try await Task.sleep(for: .milliseconds(100))
     }
     throw ValidationError("nothing listens on port \(port) after \(timeout)")

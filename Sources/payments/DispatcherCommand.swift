@@ -97,7 +97,9 @@ struct DispatcherCommand: AsyncParsableCommand {
     let margin = try settings.integer("rate-limit.margin", flag: rateLimitMargin, in: 1...10_000)!
     let lateness = try settings.integer("rate-limit.lateness", flag: rateLimitLateness, in: 1...10_000)!
     guard lateness < margin else {
-      throw settings.invalid("rate-limit.lateness", reason: "must be less than rate-limit.margin (\(margin))")
+      throw settings.invalid(
+        "rate-limit.lateness", flag: rateLimitLateness.map { [String($0)] },
+        reason: "must be less than rate-limit.margin (\(margin))")
     }
     configuration.rateLimiter.margin = .milliseconds(margin)
     configuration.rateLimiter.lateness = .milliseconds(lateness)
@@ -114,12 +116,12 @@ struct DispatcherCommand: AsyncParsableCommand {
     }
     var sandboxProviders: [String: String] = [:]
     for provider in settings.list("providers", flag: providers) {
-      let (name, url) = try Self.nameAndURL(provider, key: "providers", settings)
+      let (name, url) = try Self.nameAndURL(provider, key: "providers", flag: providers, settings)
       sandboxProviders[name] = url
     }
     configuration.sandboxProviders = sandboxProviders
     for provider in settings.list("hmac-providers", flag: hmacProviders) {
-      let (name, url) = try Self.nameAndURL(provider, key: "hmac-providers", settings)
+      let (name, url) = try Self.nameAndURL(provider, key: "hmac-providers", flag: hmacProviders, settings)
       guard let secret = settings.string("hmac.secret"), !secret.isEmpty else {
         throw ConfigurationError(
           "configuration key 'hmac-providers' needs the signing secret: set PAYMENTS_HMAC_SECRET or 'hmac.secret' in the configuration file"
@@ -134,7 +136,8 @@ struct DispatcherCommand: AsyncParsableCommand {
       guard nameAndRest.count == 2, keyAndValue.count == 2, let number = Double(keyAndValue[1]), number > 0
       else {
         throw settings.invalid(
-          "provider-settings", reason: "has '\(setting)'; expected NAME:KEY=VALUE with a positive number")
+          "provider-settings", flag: providerSettings,
+          reason: "has '\(setting)'; expected NAME:KEY=VALUE with a positive number")
       }
       let name = String(nameAndRest[0])
       var retry = retrySettings[name] ?? defaultRetry
@@ -147,7 +150,7 @@ struct DispatcherCommand: AsyncParsableCommand {
       case "retry-cap": retry.cap = number
       default:
         throw settings.invalid(
-          "provider-settings",
+          "provider-settings", flag: providerSettings,
           reason:
             "has '\(setting)'; KEY is rate-limit, timeout, max-attempts, retry-base, retry-factor or retry-cap"
         )
@@ -167,7 +170,9 @@ struct DispatcherCommand: AsyncParsableCommand {
       configuration.sandboxProviders[defaultProvider] != nil
         || configuration.hmacProviders[defaultProvider] != nil
     else {
-      throw settings.invalid("default-provider", reason: "is not among the configured providers")
+      throw settings.invalid(
+        "default-provider", flag: self.defaultProvider.map { [$0] },
+        reason: "is not among the configured providers")
     }
     let dispatcher = DispatcherServer(configuration: configuration, logger: logger)
     try await runUntilSignalled(
@@ -178,12 +183,12 @@ struct DispatcherCommand: AsyncParsableCommand {
     }
   }
 
-  private static func nameAndURL(_ entry: String, key: String, _ settings: Settings) throws -> (
-    String, String
-  ) {
+  private static func nameAndURL(_ entry: String, key: String, flag: [String], _ settings: Settings) throws
+    -> (String, String)
+  {
     let parts = entry.split(separator: "=", maxSplits: 1)
     guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http") else {
-      throw settings.invalid(key, reason: "has '\(entry)'; expected NAME=http://HOST:PORT")
+      throw settings.invalid(key, flag: flag, reason: "has '\(entry)'; expected NAME=http://HOST:PORT")
     }
     return (String(parts[0]), String(parts[1]))
   }

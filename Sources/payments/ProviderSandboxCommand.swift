@@ -8,7 +8,8 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "provider-sandbox",
     abstract:
-      "Run the provider sandbox: a Stripe-like HTTP/JSON provider with rate limit and failure injection.")
+      "Run the provider sandbox: a Stripe-like HTTP/JSON provider with rate limit and failure injection.",
+    discussion: "Every option is also a configuration key (docs/configuration.md).")
 
   @Option(
     help: ArgumentHelp(
@@ -74,12 +75,15 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
     var declined: Set<Int64> = []
     for amount in settings.list("decline-amounts", flag: declineAmount.map(String.init)) {
       guard let value = Int64(amount), value > 0 else {
-        throw settings.invalid("decline-amounts", reason: "has '\(amount)', which is not a positive amount")
+        throw settings.invalid(
+          "decline-amounts", flag: declineAmount.map(String.init),
+          reason: "has '\(amount)', which is not a positive amount")
       }
       declined.insert(value)
     }
     configuration.declinedAmounts = declined
-    configuration.seed = UInt64(try settings.integer("seed", flag: seed.map { Int(truncatingIfNeeded: $0) })!)
+    let seed = try settings.integer("seed", flag: seed.map { Int(truncatingIfNeeded: $0) }, in: 0...Int.max)!
+    configuration.seed = UInt64(seed)
     let sandbox = ProviderSandbox(configuration: configuration, logger: logger)
     try await runUntilSignalled(
       name: "provider sandbox", host: host, logger: logger, handlesGracefulShutdown: false

@@ -105,11 +105,22 @@ struct ServerSettings {
     let name = settings.string("log.level", flag: options.logLevel) ?? "info"
     guard let level = Logger.Level(rawValue: name) else {
       throw settings.invalid(
-        "log.level", reason: "is not one of trace, debug, info, notice, warning, error, critical")
+        "log.level", flag: options.logLevel.map { [$0] },
+        reason: "is not one of trace, debug, info, notice, warning, error, critical")
     }
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
     var logger = Logger(label: label)
     logger.logLevel = level
+    let clientVariables: Set<String> = [
+      "PAYMENTS_CONFIG", "PAYMENTS_API_KEY", "PAYMENTS_COMMAND_ADDRESS", "PAYMENTS_QUERY_ADDRESS",
+      "PAYMENTS_TEST_DATABASE_URL",
+    ]
+    let otherServices = Set(ServiceConfigurationKeys.all.flatMap { $0.keys.map(\.environmentVariable) })
+    for variable in settings.unknownEnvironmentVariables(known: clientVariables.union(otherServices)) {
+      logger.warning(
+        "environment variable is not a configuration key of any payments service (misspelt?)",
+        metadata: ["variable": "\(variable)"])
+    }
     for entry in settings.summary {
       logger.debug(
         "configuration",
@@ -141,7 +152,12 @@ func runUntilSignalled(
   var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
   if let adminPort {
     // Made first: it bootstraps the metrics system before the server records anything.
-    services.append(.init(service: AdminServer(host: host, port: adminPort, logger: logger)))
+    // It stops with the group; failing (a port taken) stops the group.
+    services.append(
+      .init(
+        service: AdminServer(host: host, port: adminPort, logger: logger),
+        successTerminationBehavior: .ignore,
+        failureTerminationBehavior: .cancelGroup))
   }
   // When the server ends (after a graceful shutdown, or by failing), the whole group ends.
   services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))

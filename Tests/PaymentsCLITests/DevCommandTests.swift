@@ -61,6 +61,29 @@ private func processes(mentioning text: String) -> [Int32] {
   }
 }
 
+/// The first of `count` consecutive ports that nothing listens on (see ``fixedPorts(_:)``).
+private func fixedPortRange(_ count: Int) throws -> Int {
+  while true {
+    let first = try fixedPorts(1)[0]
+    if first + count <= 32_000, (1..<count).allSatisfy({ Loopback.canBind(port: first + $0) }) {
+      return first
+    }
+  }
+}
+
+/// The body of an HTTP GET, fetched by Python's standard library (an independent client).
+private func httpGet(_ url: String) async throws -> String {
+  let result = try await ChildProcess.run(
+    "/usr/bin/env",
+    [
+      "python3", "-c",
+      "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
+      url,
+    ])
+  guard result.status == 0 else { throw DevStackError("GET \(url): \(result.output)") }
+  return result.output
+}
+
 /// `count` ports that nothing listens on, below the kernel's ephemeral range (32768 and up): a
 /// port from `freePort()` is released before `payments dev` binds it, and in between the
 /// outgoing connections of the other tests running in parallel may take it.
@@ -68,17 +91,7 @@ private func fixedPorts(_ count: Int) throws -> [Int] {
   var ports: [Int] = []
   while ports.count < count {
     let port = Int.random(in: 20_000..<32_000)
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    let bound = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-      }
-    }
-    close(descriptor)
+    let bound = Loopback.canBind(port: port)
     if bound, !ports.contains(port) { ports.append(port) }
   }
   return ports
@@ -93,10 +106,11 @@ struct DevCommandTests {
     let directory = "/tmp/payments-dev-test-\(UUID().uuidString.prefix(8))"
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let ports = try fixedPorts(5)
+    let metrics = try fixedPortRange(3)
     let arguments = [
       "--data-dir", directory, "--command-port", "\(ports[0])", "--query-port", "\(ports[1])",
       "--dispatcher-port", "\(ports[2])", "--sandbox-port", "\(ports[3])", "--postgres-port", "\(ports[4])",
-      "--log-level", "warning",
+      "--metrics-port", "\(metrics)", "--log-level", "warning",
     ]
     let first = try DevRun.start(arguments + ["--fresh"])
     var stopped = false
@@ -126,6 +140,17 @@ struct DevCommandTests {
     #expect(submitted.output.contains("status: SUCCEEDED"), "\(submitted.output)")
     let paymentID = submitted.output.split(separator: "\n").first { $0.hasPrefix("payment_id: ") }?.dropFirst(
       12)
+
+    // The services' metrics: the payment was submitted once and charged once.
+    let commandMetrics = try await httpGet("http://127.0.0.1:\(metrics)/metrics")
+    #expect(
+      commandMetrics.contains(
+        #"rpc_server_requests_total{method="payments.v1.PaymentCommandService/SubmitPayment",code="OK"} 1"#)
+        || commandMetrics.contains(
+          #"rpc_server_requests_total{code="OK",method="payments.v1.PaymentCommandService/SubmitPayment"} 1"#),
+      "\(commandMetrics)")
+    let dispatcherMetrics = try await httpGet("http://127.0.0.1:\(metrics + 2)/metrics")
+    #expect(dispatcherMetrics.contains("provider_calls_total{"), "\(dispatcherMetrics)")
 
     let spawned = children(of: first.pid)
     #expect(spawned.count == 5, "broker, sandbox, command, dispatcher and query: \(spawned)")

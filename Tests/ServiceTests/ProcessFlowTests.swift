@@ -119,14 +119,22 @@ struct ProcessFlowTests {
           "provider-sandbox", "--port", String(sandboxPort), "--rate-limit", "2", "--unavailable-rate", "0.2",
           "--lost-response-rate", "0.05", "--lost-response-seconds", "10", "--decline-amount", "402",
         ], port: sandboxPort)
-      try await stack.start("command", stack.service("command", port: commandPort), port: commandPort)
-      try await stack.start("query", stack.service("query", port: queryPort), port: queryPort)
+      // Every service serves /metrics on an admin port; the test scrapes them during the run.
+      let (commandAdmin, queryAdmin) = (try freePort(), try freePort())
+      let dispatcherAdmin = try (0..<3).map { _ in try freePort() }
+      try await stack.start(
+        "command",
+        stack.service("command", port: commandPort, extra: ["--admin-port", String(commandAdmin)]),
+        port: commandPort)
+      try await stack.start(
+        "query", stack.service("query", port: queryPort, extra: ["--admin-port", String(queryAdmin)]),
+        port: queryPort)
       let dispatcherArguments = { (index: Int) in
         stack.service(
           "dispatcher", port: dispatcherPorts[index],
           extra: [
             "--provider", "sandbox=http://127.0.0.1:\(sandboxPort)", "--provider-timeout", "2", "--workers",
-            "3",
+            "3", "--admin-port", String(dispatcherAdmin[index]),
           ])
       }
       for index in 0..<3 {
@@ -154,6 +162,35 @@ struct ProcessFlowTests {
       try await stack.kill("dispatcher-0")
       try await Task.sleep(for: .seconds(3))
       try await stack.start("dispatcher-0", dispatcherArguments(0), port: dispatcherPorts[0])
+
+      // Mid-run, with a backlog at the limiter: the metrics of every part are there and plausible.
+      try await Task.sleep(for: .seconds(12))
+      let command = try await MetricsPage.scrape(http, port: commandAdmin)
+      let submit = ["method": "payments.v1.PaymentCommandService/SubmitPayment"]
+      #expect(command.sum("rpc_server_requests_total", submit.merging(["code": "OK"]) { $1 }) == 300)
+      #expect(command.sum("rpc_server_duration_seconds_count", submit) == 300)
+      #expect(command.select("rpc_server_duration_seconds_bucket", submit).count > 5, "a latency histogram")
+      #expect(command.sum("outbox_backlog", ["outbox": "command.outbox"]) == 0, "the orders were relayed")
+      let query = try await MetricsPage.scrape(http, port: queryAdmin)
+      #expect((query.sum("kafka_consumer_lag", ["group": "payments-query"]) ?? -1) >= 0)
+      var dispatchers: [MetricsPage] = []
+      for port in dispatcherAdmin { dispatchers.append(try await MetricsPage.scrape(http, port: port)) }
+      let total = { (name: String, labels: [String: String]) in
+        dispatchers.compactMap { $0.sum(name, labels) }.reduce(0, +)
+      }
+      #expect(total("provider_calls_total", ["kind": "charge", "outcome": "succeeded"]) > 0)
+      #expect(total("provider_calls_total", ["kind": "charge", "outcome": "transient_failure"]) > 0)
+      #expect(total("payment_retries_total", ["provider": "sandbox"]) > 0)
+      #expect(total("rate_limiter_wait_seconds_count", ["provider": "sandbox"]) > 0)
+      for page in dispatchers {
+        #expect((page.sum("dispatcher_work_queue_depth") ?? -1) >= 0, "\(page.text.prefix(300))")
+        #expect((page.sum("kafka_consumer_lag", ["group": "payments-dispatcher"]) ?? -1) >= 0)
+        #expect((page.sum("outbox_backlog", ["outbox": "dispatcher.outbox"]) ?? -1) >= 0)
+      }
+      // The instances' shares of the allowance add up to nearly all of it (a backlog is waiting),
+      // and never to more than it (one slot of slack for the edges of the 10 s window).
+      let utilization = total("rate_limiter_slot_utilization", ["provider": "sandbox"])
+      #expect(utilization > 0.5 && utilization <= 1.05, "utilization \(utilization)")
 
       // Every payment becomes terminal in the read model (2 charges per second: about 150 s of
       // charges, plus retries).
@@ -231,18 +268,8 @@ struct ProcessFlowTests {
 func waitForListener(_ port: Int, pid: Int32, log: String) async throws {
   let deadline = ContinuousClock.now + .seconds(30)
   while ContinuousClock.now < deadline {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-      }
-    }
-    close(fd)
-    if connected == 0 { return }
+    let connected = Loopback.canConnect(port: port)
+    if connected { return }
     var status: Int32 = 0
     if waitpid(pid, &status, WNOHANG) == pid {
       throw HarnessError("payments exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")

@@ -39,8 +39,12 @@ struct ShutdownTests {
       connectionString: url, maximumConnections: 2, logger: quietLogger("shutdown"))
     do {
       let port = try freePort()
+      // With the admin endpoint too: it must not keep the process from exiting cleanly.
       try await stack.start(
-        "command", stack.service("command", port: port, extra: ["--shutdown-grace", "10"]), port: port)
+        "command",
+        stack.service(
+          "command", port: port, extra: ["--shutdown-grace", "10", "--admin-port", String(try freePort())]),
+        port: port)
 
       // 4 connections with 8 callers each submit until their calls fail.
       let outcomes = OutcomeBox()
