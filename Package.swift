@@ -220,7 +220,8 @@ let package = Package(
       name: "ServiceTests",
       dependencies: [
         "CommandService", "QueryService", "ServiceKit", "PaymentsCore", "PaymentsProto", "PaymentsSchema",
-        "ProtobufRuntime", "RPCCore", "RPCTransportHTTP2", "Postgres", "Kafka", "TLS", "PaymentsTestSupport",
+        "ProtobufRuntime", "RPCCore", "RPCTransportHTTP2", "RPCStandardServices", "Postgres", "Kafka", "TLS",
+        "PaymentsTestSupport",
         .logging, "DispatcherService", "ProviderSandbox", .asyncHTTPClient, "PaymentsClient",
         .serviceLifecycle,
         .product(name: "NIOCore", package: "swift-nio"),

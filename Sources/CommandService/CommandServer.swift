@@ -62,9 +62,10 @@ public struct CommandServer: Sendable {
     let store = PaymentOrderStore(pool: pool, configuration: configuration.store, logger: logger)
     let relay = OutboxRelay(
       pool: pool, producer: producer, configuration: configuration.relay, logger: logger)
+    // NOT_SERVING until the first readiness check has reached PostgreSQL and Kafka.
     let health = HealthService()
-    health.setStatus(.serving)
-    health.setStatus(.serving, forService: Payments_V1_PaymentCommandService.serviceName)
+    health.setStatus(.notServing)
+    health.setStatus(.notServing, forService: Payments_V1_PaymentCommandService.serviceName)
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
     let server = RPCServer(
       transport: transport,
@@ -86,11 +87,19 @@ public struct CommandServer: Sendable {
       health.setStatus(.notServing, forService: Payments_V1_PaymentCommandService.serviceName)
       server.beginGracefulShutdown()
     }
+    await updateReadiness(
+      health: health, services: [Payments_V1_PaymentCommandService.serviceName], pool: pool, kafka: producer,
+      shutdown: shutdown)
     do {
       try await shutdown.triggeredByGracefulShutdown {
         try await withThrowingTaskGroup(of: Void.self) { group in
           group.addTask { await store.run() }
           group.addTask { await keys.run() }
+          group.addTask {
+            await watchReadiness(
+              health: health, services: [Payments_V1_PaymentCommandService.serviceName], pool: pool,
+              kafka: producer, shutdown: shutdown)
+          }
           if runsRelay { group.addTask { try await relay.run() } }
           // The server ends by itself after a graceful shutdown, once its calls have finished
           // (or the transport's grace period ran out); then the background parts stop.

@@ -121,6 +121,7 @@ public struct DispatcherServer: Sendable {
       health.setStatus(.notServing)
       for doorbell in doorbells { doorbell.ring() }
     }
+    await updateReadiness(health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown)
     do {
       try await shutdown.triggeredByGracefulShutdown {
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -129,7 +130,8 @@ public struct DispatcherServer: Sendable {
           group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
           group.addTask { await Self.sampleQueue(store: store, limiter: limiter) }
           group.addTask {
-            await Self.watchHealth(pool: pool, producer: producer, health: health, shutdown: shutdown)
+            await watchReadiness(
+              health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown)
           }
           group.addTask {
             // Intake and workers stop on shutdown: intake at once (committing the offsets of the
@@ -222,18 +224,6 @@ public struct DispatcherServer: Sendable {
     }
   }
 
-  /// SERVING while PostgreSQL and Kafka answer, NOT_SERVING while either does not (checked
-  /// every 2 s).
-  private static func watchHealth(
-    pool: PostgresConnectionPool, producer: KafkaProducer, health: HealthService, shutdown: ShutdownSignal
-  ) async {
-    while !Task.isCancelled {
-      let database = (try? await pool.query("SELECT 1")) != nil
-      let kafka = await producer.brokersReachable(timeout: .seconds(2))
-      health.setStatus(database && kafka && !shutdown.isTriggered ? .serving : .notServing)
-      try? await Task.sleep(for: .seconds(2))
-    }
-  }
 }
 
 /// Where an "hmacpay" provider is and the secret it signs with.

@@ -45,9 +45,20 @@ public struct QueryServer: Sendable {
     let readModel = PaymentReadModel(pool: pool)
     let feed = PaymentChangeFeed(pool: pool, logger: logger)
     let projection = PaymentProjection(readModel: readModel, consumer: configuration.consumer, logger: logger)
+    // NOT_SERVING until the first readiness check has reached PostgreSQL and Kafka (through a
+    // producer that only asks for metadata: the projection's consumer is busy consuming).
     let health = HealthService()
-    health.setStatus(.serving)
-    health.setStatus(.serving, forService: Payments_V1_PaymentQueryService.serviceName)
+    health.setStatus(.notServing)
+    health.setStatus(.notServing, forService: Payments_V1_PaymentQueryService.serviceName)
+    let probe: KafkaProducer
+    do {
+      var client = configuration.consumer.client
+      client.clientID += "-readiness"
+      probe = try KafkaProducer(configuration: KafkaProducerConfiguration(client: client), logger: logger)
+    } catch {
+      await pool.close()
+      throw error
+    }
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
     let shutdown = ShutdownSignal()
     do {
@@ -72,11 +83,20 @@ public struct QueryServer: Sendable {
         server.beginGracefulShutdown()
         feed.ringAll()
       }
+      await updateReadiness(
+        health: health, services: [Payments_V1_PaymentQueryService.serviceName], pool: pool, kafka: probe,
+        shutdown: shutdown)
       try await shutdown.triggeredByGracefulShutdown {
         try await withThrowingTaskGroup(of: Void.self) { group in
           group.addTask { try await server.run() }
           group.addTask { await keys.run() }
           group.addTask { await feed.run() }
+          group.addTask {
+            await watchReadiness(
+              health: health, services: [Payments_V1_PaymentQueryService.serviceName], pool: pool,
+              kafka: probe,
+              shutdown: shutdown)
+          }
           group.addTask {
             // On shutdown the projection stops at once (committing the offsets of what it
             // applied), while the server finishes its calls; a projection that fails ends the
@@ -93,9 +113,11 @@ public struct QueryServer: Sendable {
         }
       }
     } catch {
+      await probe.close(flushTimeout: .zero)
       await pool.close()
       throw error
     }
+    await probe.close(flushTimeout: .zero)
     await pool.close()
   }
 }
