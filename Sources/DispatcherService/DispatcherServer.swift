@@ -94,11 +94,23 @@ public struct DispatcherServer: Sendable {
     registry.routes = configuration.routes
     for (name, url) in configuration.sandboxProviders {
       registry.register(
-        SandboxProvider(name: name, baseURL: url, client: http, timeout: configuration.providerTimeout))
+        SandboxProvider(
+          name: name, baseURL: url, client: http,
+          timeout: configuration.providerTimeouts[name] ?? configuration.providerTimeout))
+    }
+    for (name, settings) in configuration.hmacProviders {
+      registry.register(
+        HMACPayProvider(
+          name: name, baseURL: settings.baseURL, secret: settings.secret, client: http,
+          timeout: configuration.providerTimeouts[name] ?? configuration.providerTimeout))
     }
     let owner = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
     let store = WorkStore(pool: pool, owner: owner, lease: configuration.lease)
-    let limiter = PostgresRateLimiter(pool: pool, configuration: configuration.rateLimiter, logger: logger)
+    // A call counts against the limit at most until its timeout (plus slack) when its answer is lost.
+    var limiterConfiguration = configuration.rateLimiter
+    limiterConfiguration.defaultCallTimeout = configuration.providerTimeout
+    limiterConfiguration.callTimeouts = configuration.providerTimeouts
+    let limiter = PostgresRateLimiter(pool: pool, configuration: limiterConfiguration, logger: logger)
     let worker = PaymentWorker(
       store: store, limiter: limiter, providers: registry, retry: configuration.retry,
       retryByProvider: configuration.providerRetry, logger: logger)

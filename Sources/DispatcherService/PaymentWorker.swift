@@ -4,7 +4,7 @@ public import PaymentsCore
 import PaymentsProto
 public import ServiceKit
 
-/// Executes claimed payments: takes a rate-limit slot for every provider call, stores each call
+/// Executes claimed payments: takes a rate-limit grant for every provider call, stores each call
 /// before making it, classifies the outcome and moves the payment on (ARCHITECTURE.md §5).
 ///
 /// - success → `SUCCEEDED`; permanent failure → `FAILED` with the provider's code;
@@ -94,11 +94,10 @@ public struct PaymentWorker: Sendable {
     logger[metadataKey: "attempt"] = "\(item.attempts)"
 
     if item.outcomeUnknown {
-      // Stored before the slot is taken, so that nothing but the HTTP request lies between the
-      // slot and the call's arrival at the provider (the limiter's margin covers only that).
       try await store.recordCall(item, kind: "inquiry")
-      _ = try await limiter.acquire(item.provider)
+      let grant = try await limiter.acquire(item.provider)
       let inquiry = await provider.inquire(idempotencyKey: item.providerKey)
+      await limiter.finish(grant)
       logger.debug("inquiry", metadata: ["result": "\(inquiry)"])
       switch inquiry {
       case .charged(let reference):
@@ -131,12 +130,13 @@ public struct PaymentWorker: Sendable {
     }
 
     try await store.recordCall(item, kind: "charge")
-    _ = try await limiter.acquire(item.provider)
+    let grant = try await limiter.acquire(item.provider)
     let request = ProviderChargeRequest(
       idempotencyKey: item.providerKey, amountMinor: item.order.amount?.amountMinor ?? 0,
       currency: item.order.amount?.currency ?? "", payerAccount: item.order.payer?.accountID ?? "",
       payeeAccount: item.order.payee?.accountID ?? "", description: item.order.description)
     let outcome = await provider.charge(request)
+    await limiter.finish(grant)
     logger.debug("charge", metadata: ["outcome": "\(outcome)"])
     let transition: Transition
     let record: (String, String, String)

@@ -131,8 +131,8 @@ public struct WorkStore: Sendable {
     ).count
   }
 
-  /// Records a provider call before it is made (before its rate-limit slot is taken, so
-  /// `started_at` includes the wait for the slot).
+  /// Records a provider call before it is made (before its rate-limit grant, so
+  /// `started_at` includes the wait for the grant).
   public func recordCall(_ item: WorkItem, kind: String) async throws {
     try await pool.execute(
       """

@@ -1,10 +1,10 @@
 /// One setting of a `payments` service: its name in a configuration file, and the environment
 /// variable and command-line flag that set it too.
 ///
-/// A name is lower-case words joined by `-`, in sections joined by `.` (`rate-limit.margin`).
+/// A name is lower-case words joined by `-`, in sections joined by `.` (`retry.base`).
 /// The environment variable is `PAYMENTS_` and the name in upper case with `_` for `.` and `-`
-/// (`PAYMENTS_RATE_LIMIT_MARGIN`); the flag is the name with `-` for `.`
-/// (`--rate-limit-margin`), unless the key names another.
+/// (`PAYMENTS_RETRY_BASE`); the flag is the name with `-` for `.`
+/// (`--retry-base`), unless the key names another.
 public struct ConfigurationKey: Sendable, Hashable, CustomStringConvertible {
   public enum Kind: String, Sendable {
     case string, integer, number, boolean, list

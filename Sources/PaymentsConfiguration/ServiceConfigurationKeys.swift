@@ -79,12 +79,6 @@ public enum ServiceConfigurationKeys {
         "rate-limit", .integer, default: "2",
         "Provider calls per second, shared by all instances (per provider)."),
       ConfigurationKey(
-        "rate-limit.margin", .integer, default: "100",
-        "Milliseconds between a call's slot and its arrival at the provider that the schedule allows for."),
-      ConfigurationKey(
-        "rate-limit.lateness", .integer, default: "15",
-        "Milliseconds after its slot a call may still start (less than the margin)."),
-      ConfigurationKey(
         "provider-timeout", .number, default: "5", "Timeout of one provider call, in seconds."),
       ConfigurationKey(
         "maximum-attempts", .integer, default: "8", "Attempts before a transiently failing payment fails."),

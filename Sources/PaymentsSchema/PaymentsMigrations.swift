@@ -27,6 +27,7 @@ public enum PaymentsMigrations {
     migration("dispatcher", 1, "create schema", PackageResources.dispatcher_0001_create_schema_sql),
     migration("dispatcher", 2, "rate limits", PackageResources.dispatcher_0002_rate_limits_sql),
     migration("dispatcher", 3, "work and outbox", PackageResources.dispatcher_0003_work_and_outbox_sql),
+    migration("dispatcher", 4, "rate limit calls", PackageResources.dispatcher_0004_rate_limit_calls_sql),
   ]
 
   /// The query service's schema.

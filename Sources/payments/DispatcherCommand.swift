@@ -46,16 +46,6 @@ struct DispatcherCommand: AsyncParsableCommand {
   @Option(help: "Provider calls per second, shared by all instances (per provider).")
   var rateLimit: Int?
 
-  @Option(
-    help:
-      "Rate limiter: milliseconds between a call's slot and its arrival at the provider that the schedule allows for."
-  )
-  var rateLimitMargin: Int?
-
-  @Option(
-    help: "Rate limiter: how many milliseconds after its slot a call may still start (less than the margin).")
-  var rateLimitLateness: Int?
-
   @Option(help: "Timeout of one provider call, in seconds.")
   var providerTimeout: Double?
 
@@ -94,15 +84,6 @@ struct DispatcherCommand: AsyncParsableCommand {
     configuration.workers = try settings.integer("workers", flag: workers, in: 1...1000)!
     configuration.rateLimiter.defaultLimit = try settings.integer(
       "rate-limit", flag: rateLimit, in: 1...100_000)!
-    let margin = try settings.integer("rate-limit.margin", flag: rateLimitMargin, in: 1...10_000)!
-    let lateness = try settings.integer("rate-limit.lateness", flag: rateLimitLateness, in: 1...10_000)!
-    guard lateness < margin else {
-      throw settings.invalid(
-        "rate-limit.lateness", flag: rateLimitLateness.map { [String($0)] },
-        reason: "must be less than rate-limit.margin (\(margin))")
-    }
-    configuration.rateLimiter.margin = .milliseconds(margin)
-    configuration.rateLimiter.lateness = .milliseconds(lateness)
     let timeout = try settings.number("provider-timeout", flag: providerTimeout, in: 0.001...3600)!
     configuration.providerTimeout = .milliseconds(Int64(timeout * 1000))
     let defaultRetry = RetrySettings(

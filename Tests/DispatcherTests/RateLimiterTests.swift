@@ -6,9 +6,9 @@ import Postgres
 import Synchronization
 import Testing
 
-/// The most slots inside any half-open interval of `length` microseconds.
-func busiestWindow(_ slots: [Int64], length: Int64) -> Int {
-  let sorted = slots.sorted()
+/// The most of `times` inside any half-open interval of `length` microseconds.
+func busiestWindow(_ times: [Int64], length: Int64) -> Int {
+  let sorted = times.sorted()
   var best = 0
   var start = 0
   for end in sorted.indices {
@@ -18,65 +18,176 @@ func busiestWindow(_ slots: [Int64], length: Int64) -> Int {
   return best
 }
 
-/// Window + margin of the default configuration, in microseconds: the spacing of slots.
-private let spacing: Int64 = {
-  let configuration = PostgresRateLimiter.Configuration()
-  let total = configuration.window + configuration.margin
-  return total.components.seconds * 1_000_000 + total.components.attoseconds / 1_000_000_000_000
-}()
+/// Provider calls simulated against ``RateLimitWindow`` on a clock of microseconds: workers ask for
+/// grants, their calls leave some time after the grant, arrive anywhere before their answer, and
+/// the answer is recorded some time after it came back; a few workers die mid-call and record
+/// nothing. The provider sees the arrivals.
+struct LimiterSimulation {
+  struct Timing {
+    /// Grant → the request leaves (the caller was slow to run).
+    var departure: ClosedRange<Int64> = 0...2_000
+    /// The request leaves → its answer is back (the provider's time included).
+    var roundTrip: ClosedRange<Int64> = 1_000...20_000
+    /// Share of calls whose answer is slow (1.5 s, inside the timeout) or never comes (the caller
+    /// gives up at its 2 s timeout; the request reached the provider before that, or never will).
+    var slowShare = 0.0
+    var lostShare = 0.0
+    /// Share of calls whose worker dies mid-call (nothing recorded; the slot frees at the timeout
+    /// plus slack).
+    var crashShare = 0.0
+    /// The answer is back → its end is recorded.
+    var recording: ClosedRange<Int64> = 500...3_000
+    /// A waiting worker wakes up this much after the time it was given.
+    var wakeUp: ClosedRange<Int64> = 0...1_000
+  }
+
+  var rule: RateLimitWindow
+  var timing: Timing
+  let timeout: Int64 = 2_000_000
+  let slack: Int64 = 1_000_000
+
+  /// Runs `workers` workers with a backlog for `duration` microseconds; returns the arrival times.
+  func run(workers: Int, duration: Int64, seed: UInt64) -> [Int64] {
+    var random = SplitMix(state: seed)
+    var calls: [RateLimitWindow.Call] = []
+    var arrivals: [Int64] = []
+    // Each worker: the time of its next action, and the call it is in (to record when it ends).
+    var next = [Int64](repeating: 0, count: workers)
+    var inCall = [Int64?](repeating: nil, count: workers)
+    var nextID: Int64 = 1
+    while true {
+      let worker = next.indices.min { next[$0] < next[$1] }!
+      let now = next[worker]
+      if now > duration { break }
+      if let id = inCall[worker] {
+        calls = rule.finish(calls: calls, id: id, now: now)
+        inCall[worker] = nil
+        continue  // and asks for the next grant at once
+      }
+      let id = nextID
+      nextID += 1
+      let (decision, kept) = rule.reserve(
+        calls: calls, now: now, id: id, maximumCallDuration: .microseconds(timeout + slack))
+      calls = kept
+      switch decision {
+      case .wait(let until):
+        #expect(until > now, "a wait is never in the past")
+        next[worker] = until + Int64.random(in: timing.wakeUp, using: &random)
+      case .granted:
+        let leaves = now + Int64.random(in: timing.departure, using: &random)
+        let roll = Double.random(in: 0..<1, using: &random)
+        var answer = leaves + Int64.random(in: timing.roundTrip, using: &random)
+        if roll < timing.slowShare { answer = leaves + 1_500_000 }
+        let lost = roll >= timing.slowShare && roll < timing.slowShare + timing.lostShare
+        let crashed = !lost && Double.random(in: 0..<1, using: &random) < timing.crashShare
+        // It arrives at some moment before its answer; a call that was given up on arrives before
+        // the caller gave up; one whose caller died, before its timeout.
+        let latest = lost || crashed ? leaves + timeout : answer
+        arrivals.append(Int64.random(in: leaves...latest, using: &random))
+        if crashed {
+          next[worker] = leaves + timeout + slack + 2_000_000  // a new instance takes over later
+        } else {
+          inCall[worker] = id
+          next[worker] =
+            (lost ? leaves + timeout : answer) + Int64.random(in: timing.recording, using: &random)
+        }
+      }
+    }
+    return arrivals
+  }
+}
 
 @Suite("Global rate limiter")
 struct RateLimiterTests {
-  @Test("with a controllable clock: never more than the limit per window + margin, whatever the arrivals")
-  func scheduleProperty() {
-    for limit in [1, 2, 5] {
-      let schedule = RateLimitSchedule(limit: limit)
-      var generator = SystemRandomNumberGenerator()
-      var recent: [Int64] = []
-      var slots: [Int64] = []
-      var now: Int64 = 1_700_000_000_000_000
-      for _ in 0..<3000 {
-        // Callers arrive in bursts and lulls; the clock only moves forward.
-        now += Int64.random(in: 0...(Bool.random(using: &generator) ? 5_000 : 900_000), using: &generator)
-        let (slot, kept) = schedule.reserve(recent: recent, now: now)
-        #expect(slot >= now, "a slot is never in the past")
-        #expect(slot >= (slots.last ?? 0), "slots never go backwards")
-        recent = kept
-        slots.append(slot)
-      }
-      #expect(busiestWindow(slots, length: spacing) <= limit, "limit \(limit)")
-      #expect(busiestWindow(slots, length: 1_000_000) <= limit)
+  @Test(
+    "with a controllable clock: never more than the limit in any window at the provider, however late calls leave, travel or are answered",
+    arguments: [1, 2, 5])
+  func windowProperty(limit: Int) {
+    var timing = LimiterSimulation.Timing()
+    // An overloaded machine: calls leave up to 300 ms after their grant, answers take up to
+    // 500 ms, and some are slow, lost or cut off by a crash.
+    timing.departure = 0...300_000
+    timing.roundTrip = 1_000...500_000
+    timing.slowShare = 0.05
+    timing.lostShare = 0.05
+    timing.crashShare = 0.02
+    timing.wakeUp = 0...200_000
+    for seed in 1...20 as ClosedRange<UInt64> {
+      let simulation = LimiterSimulation(rule: RateLimitWindow(limit: limit), timing: timing)
+      let arrivals = simulation.run(workers: 9, duration: 120_000_000, seed: seed)
+      #expect(arrivals.count > 20 * limit, "calls were made")
+      #expect(busiestWindow(arrivals, length: 1_000_000) <= limit, "limit \(limit), seed \(seed)")
     }
   }
 
-  @Test("with a controllable clock and a backlog: the limit per window + margin, no less")
-  func scheduleUtilization() {
-    let schedule = RateLimitSchedule(limit: 2)
-    var recent: [Int64] = []
-    var slots: [Int64] = []
-    let now: Int64 = 0  // everyone asks at once: a backlog of 200 calls
-    for _ in 0..<200 {
-      let (slot, kept) = schedule.reserve(recent: recent, now: now)
-      recent = kept
-      slots.append(slot)
+  @Test("the rule is what keeps the limit: without the wait for answers, the same simulation breaks it")
+  func controlBreaks() {
+    // A rule that forgets calls a window after their grant (what a limiter that trusts calls to
+    // arrive on time does) lets slow calls pile up at the provider.
+    var timing = LimiterSimulation.Timing()
+    timing.departure = 0...300_000
+    timing.roundTrip = 1_000...500_000
+    let simulation = LimiterSimulation(rule: RateLimitWindow(limit: 2), timing: timing)
+    var random = SplitMix(state: 7)
+    var grants: [Int64] = []
+    var arrivals: [Int64] = []
+    var now: Int64 = 0
+    while grants.count < 400 {
+      // Two grants per window, spaced exactly, each arriving up to 300 ms late.
+      if grants.count >= 2 { now = max(now, grants[grants.count - 2] + 1_000_000) }
+      grants.append(now)
+      arrivals.append(now + Int64.random(in: timing.departure, using: &random))
     }
-    // 2 calls per window + margin: the 200th slot is 99 spacings after the first.
-    #expect(slots.last! == 99 * spacing)
-    #expect(busiestWindow(slots, length: 1_000_000) == 2)
-    // A quiet period resets nothing that matters: the next slot after a pause is "now".
-    let (slot, _) = schedule.reserve(recent: recent, now: slots.last! + 10_000_000)
-    #expect(slot == slots.last! + 10_000_000)
+    #expect(busiestWindow(arrivals, length: 1_000_000) > 2)
+    #expect(busiestWindow(simulation.run(workers: 9, duration: 200_000_000, seed: 7), length: 1_000_000) <= 2)
   }
 
-  @Test("three instances sharing PostgreSQL: slots on the database clock never exceed the limit per window")
+  @Test(
+    "with a controllable clock and a backlog: at least 98 % of the allowance when answers take milliseconds")
+  func utilization() {
+    for limit in [2, 5] {
+      let simulation = LimiterSimulation(rule: RateLimitWindow(limit: limit), timing: .init())
+      let arrivals = simulation.run(workers: 9, duration: 60_000_000, seed: 3)
+      let allowance = Double(limit) * 60
+      #expect(Double(arrivals.count) >= 0.98 * allowance, "\(arrivals.count) calls of \(allowance)")
+      #expect(Double(arrivals.count) <= allowance + Double(limit))
+    }
+  }
+
+  @Test("a call whose answer never comes counts until its timeout plus slack, then no longer")
+  func lostCallExpires() {
+    let rule = RateLimitWindow(limit: 1)
+    let (first, calls) = rule.reserve(calls: [], now: 0, id: 1, maximumCallDuration: .seconds(3))
+    #expect(first == .granted)
+    // Still in flight: the next call waits at least a window, and is refused until the timeout.
+    guard
+      case (.wait(let until), _) = rule.reserve(
+        calls: calls, now: 10, id: 2, maximumCallDuration: .seconds(3))
+    else {
+      Issue.record("a second call was granted while the first is in flight")
+      return
+    }
+    #expect(until >= 10 + 1_000_000)
+    #expect(rule.reserve(calls: calls, now: 3_900_000, id: 2, maximumCallDuration: .seconds(3)).0 != .granted)
+    #expect(rule.reserve(calls: calls, now: 4_001_001, id: 2, maximumCallDuration: .seconds(3)).0 == .granted)
+    // Answered at 5 ms: free a window (and the guard) later.
+    let finished = rule.finish(calls: calls, id: 1, now: 5_000)
+    #expect(
+      rule.reserve(calls: finished, now: 1_005_000, id: 2, maximumCallDuration: .seconds(3)).0 != .granted)
+    #expect(
+      rule.reserve(calls: finished, now: 1_006_001, id: 2, maximumCallDuration: .seconds(3)).0 == .granted)
+  }
+
+  @Test(
+    "three instances sharing PostgreSQL: calls granted on the database clock never exceed the limit per window"
+  )
   func sharedAcrossInstances() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
     let setup = PostgresConnectionPool(
       connectionString: url, maximumConnections: 1, logger: quietLogger("setup"))
     try await PostgresMigrator(pool: setup, logger: quietLogger("migrate")).migrate(PaymentsMigrations.all)
-    await setup.close()
     // Three "instances", each with its own pool and four workers; a limit of 5 per second so
-    // the test gathers enough slots in a few seconds.
+    // the test gathers enough calls in a few seconds.
     var configuration = PostgresRateLimiter.Configuration()
     configuration.limits["sandbox"] = 5
     let pools = (0..<3).map { _ in
@@ -85,69 +196,79 @@ struct RateLimiterTests {
     let limiters = pools.map {
       PostgresRateLimiter(pool: $0, configuration: configuration, logger: quietLogger("limiter"))
     }
-    let slots = SlotLog()
-    let other = SlotLog()
+    // Each call: granted, then "made" (a random 0–30 ms), then finished. Its arrival lies
+    // between its grant and the database clock read just before it finished.
+    let calls = CallLog()
     try await withThrowingTaskGroup(of: Void.self) { group in
-      for limiter in limiters {
+      for (limiter, pool) in zip(limiters, pools) {
         for _ in 0..<4 {
           group.addTask {
             for _ in 0..<5 {
-              let (slot, _) = try await limiter.reserve("sandbox")
-              slots.append(slot)
+              let grant = try await limiter.acquire("sandbox")
+              try await Task.sleep(for: .milliseconds(Int.random(in: 0...30)))
+              let answered = try await pool.query(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0].decode(
+                  Int64.self, at: 0)
+              await limiter.finish(grant)
+              calls.append(granted: grant.grantedAt, answered: answered)
             }
           }
         }
         // Another provider has a limit of its own.
         group.addTask {
           for _ in 0..<4 {
-            let slot = try await limiter.reserve("other").slot
-            other.append(slot)
+            let grant = try await limiter.acquire("other")
+            await limiter.finish(grant)
           }
         }
       }
       try await group.waitForAll()
     }
-    let all = slots.all
+    let all = calls.all.sorted { $0.granted < $1.granted }
     #expect(all.count == 60)
-    #expect(busiestWindow(all, length: 1_000_000) <= 5)
-    #expect(busiestWindow(all, length: spacing) <= 5)
-    // 60 slots at 5 per window + margin span at least 11 spacings. (How densely they pack depends on how
-    // fast the reservations arrive on a loaded machine; the packing itself is checked with a
-    // controlled clock in the schedule's tests.)
-    let span = all.max()! - all.min()!
-    #expect(span >= 11 * spacing, "span \(span)")
-    #expect(busiestWindow(other.all, length: spacing) <= 2)
+    #expect(busiestWindow(all.map(\.granted), length: 1_000_000) <= 5)
+    // When a call was granted, at most 4 earlier ones could still arrive within the window before
+    // it (their answers were not yet a window old): the provider never sees 6 in one window.
+    for (index, call) in all.enumerated() {
+      let recent = all[..<index].filter { $0.answered > call.granted - 1_000_000 }.count
+      #expect(recent <= 4, "call \(index): \(recent) earlier calls may arrive in its window")
+    }
     for pool in pools { await pool.close() }
+    await setup.close()
   }
 
-  @Test("acquire sleeps until the slot instead of spinning")
+  @Test("acquire sleeps until a call stops counting instead of spinning, and finish frees it a window later")
   func acquireWaits() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
     let pool = PostgresConnectionPool(
       connectionString: url, maximumConnections: 2, logger: quietLogger("limiter"))
     try await PostgresMigrator(pool: pool, logger: quietLogger("migrate")).migrate(PaymentsMigrations.all)
     let limiter = PostgresRateLimiter(pool: pool, logger: quietLogger("limiter"))
-    var grants: [PostgresRateLimiter.Grant] = []
     var returned: [ContinuousClock.Instant] = []
     for _ in 0..<4 {
-      grants.append(try await limiter.acquire("sandbox"))
+      let grant = try await limiter.acquire("sandbox")
       returned.append(.now)
+      await limiter.finish(grant)
     }
-    // Default limit 2: the first two go at once, the next two one window + margin later.
-    #expect(grants[2].slot - grants[0].slot >= spacing)
-    #expect(grants[3].slot - grants[1].slot >= spacing)
-    // A grant never comes before its slot and at most the lateness allowance (10 ms) after it, so
-    // the third caller was held back at least a window after the first (load only adds to it).
+    // Default limit 2: the first two go at once, the next two a window after the first ones ended.
+    #expect(returned[1] - returned[0] < .milliseconds(500))
     #expect(returned[2] - returned[0] >= .milliseconds(1000))
+    #expect(returned[3] - returned[1] >= .milliseconds(1000))
     let rows = try await pool.query(
-      "SELECT cardinality(recent_slots) FROM dispatcher.rate_limits WHERE provider = 'sandbox'")
-    #expect(try rows[0].decode(Int.self, at: 0) == 2, "only the last `limit` slots are kept")
+      "SELECT cardinality(call_ids), call_finished FROM dispatcher.rate_limits WHERE provider = 'sandbox'")
+    #expect(try rows[0].decode(Int.self, at: 0) <= 2, "only the calls that may still count are kept")
     await pool.close()
   }
 }
 
-final class SlotLog: Sendable {
-  private let slots = Mutex<[Int64]>([])
-  func append(_ slot: Int64) { slots.withLock { $0.append(slot) } }
-  var all: [Int64] { slots.withLock { $0 } }
+final class CallLog: Sendable {
+  struct Call: Sendable {
+    var granted: Int64
+    var answered: Int64
+  }
+  private let calls = Mutex<[Call]>([])
+  func append(granted: Int64, answered: Int64) {
+    calls.withLock { $0.append(Call(granted: granted, answered: answered)) }
+  }
+  var all: [Call] { calls.withLock { $0 } }
 }

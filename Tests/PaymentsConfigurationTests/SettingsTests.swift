@@ -30,8 +30,8 @@ struct SettingsTests {
     #expect(settings.raw("workers")?.source == .environment("PAYMENTS_WORKERS"))
     #expect(settings.string("consumer-group") == "from-file")
     #expect(settings.raw("consumer-group")?.source == .file(path))
-    #expect(try settings.integer("rate-limit.margin") == 100)
-    #expect(settings.raw("rate-limit.margin")?.source == .defaultValue)
+    #expect(try settings.number("retry.cap") == 60)
+    #expect(settings.raw("retry.cap")?.source == .defaultValue)
     #expect(try settings.number("payment-expiry") == nil, "no default, nothing set")
   }
 
@@ -42,19 +42,18 @@ struct SettingsTests {
       """
       database:
         url: postgres://db/payments
-      rate-limit:
-        margin: 40
-      rate-limit.lateness: 10
+      retry:
+        cap: 40
+      retry.factor: 3
       providers:
         - a=http://a:1
         - b=http://b:2
-      retry:
-        base: 0.25
+      retry.base: 0.25
       """)
     let settings = try Settings(keys: keys, file: path, environment: [:])
     #expect(try settings.required("database.url") == "postgres://db/payments")
-    #expect(try settings.integer("rate-limit.margin") == 40)
-    #expect(try settings.integer("rate-limit.lateness") == 10)
+    #expect(try settings.number("retry.cap") == 40)
+    #expect(try settings.number("retry.factor") == 3)
     #expect(settings.list("providers") == ["a=http://a:1", "b=http://b:2"])
     #expect(try settings.number("retry.base") == 0.25)
   }
@@ -152,9 +151,12 @@ struct SettingsTests {
 
   @Test("names: environment variables and flags follow from the key")
   func names() {
-    let margin = keys.first { $0.name == "rate-limit.margin" }!
-    #expect(margin.environmentVariable == "PAYMENTS_RATE_LIMIT_MARGIN")
-    #expect(margin.flag == "--rate-limit-margin")
+    let connections = keys.first { $0.name == "database.connections" }!
+    #expect(connections.environmentVariable == "PAYMENTS_DATABASE_CONNECTIONS")
+    #expect(connections.flag == "--database-connections")
+    let cap = keys.first { $0.name == "retry.cap" }!
+    #expect(cap.environmentVariable == "PAYMENTS_RETRY_CAP")
+    #expect(cap.flag == "--retry-cap")
     let providers = keys.first { $0.name == "providers" }!
     #expect(providers.environmentVariable == "PAYMENTS_PROVIDERS")
     #expect(providers.flag == "--provider")
@@ -185,8 +187,6 @@ struct SettingsTests {
     #expect(Int(value(dispatcher, "maximum-attempts")!) == retry.maximumAttempts)
     let limiter = PostgresRateLimiter.Configuration()
     #expect(Int(value(dispatcher, "rate-limit")!) == limiter.defaultLimit)
-    #expect(Double(value(dispatcher, "rate-limit.margin")!)! / 1000 == seconds(limiter.margin))
-    #expect(Double(value(dispatcher, "rate-limit.lateness")!)! / 1000 == seconds(limiter.lateness))
     let sandbox = ProviderSandbox.Configuration()
     let sandboxKeys = ServiceConfigurationKeys.providerSandbox
     #expect(Int(value(sandboxKeys, "port")!) == sandbox.port)

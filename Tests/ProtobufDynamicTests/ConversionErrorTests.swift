@@ -1,3 +1,4 @@
+import PaymentsTestSupport
 import ProtobufDynamic
 import Testing
 
@@ -225,18 +226,6 @@ struct ConversionErrorTests {
     #expect(
       error?.description.contains(testCase.expected) == true,
       "\(error.map(String.init(describing:)) ?? "no error") does not contain \(testCase.expected)")
-  }
-
-  /// A deterministic generator, so that a failure can be reproduced.
-  struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
   }
 
   @Test("mutated and truncated input never crashes either conversion")

@@ -274,4 +274,39 @@ struct DispatcherFlowTests {
       #expect(try calls[0].decode(Int.self, at: 0) == 0)
     }
   }
+
+  @Test(
+    "a payment routed to the hmacpay provider is charged through its adapter (signed request, codes in a 200 body)"
+  )
+  func hmacProvider() async throws {
+    try await withDispatcherStack(dispatcher: { configuration in
+      let base = configuration.sandboxProviders["sandbox"]!
+      configuration.hmacProviders["hmacpay"] = HMACProviderSettings(
+        baseURL: base, secret: "sandbox-hmac-secret")
+    }) { platform, base, command, query in
+      var charged = validRequest(key: "hmac-ok")
+      charged.provider = "hmacpay"
+      var declined = validRequest(key: "hmac-declined", amount: 402)
+      declined.provider = "hmacpay"
+      let first = try await command.client.submitPayment(charged, metadata: command.metadata).payment!
+      let second = try await command.client.submitPayment(declined, metadata: command.metadata).payment!
+      let succeeded = try await finalState(first.paymentID, query, deadline: .now + .seconds(60))
+      let failed = try await finalState(second.paymentID, query, deadline: .now + .seconds(60))
+      #expect(succeeded?.status == .succeeded)
+      #expect(succeeded?.provider == "hmacpay")
+      #expect(failed?.status == .failed)
+      let http = HTTPClient(eventLoopGroupProvider: .singleton)
+      let ledger: Ledger
+      do {
+        ledger = try await sandboxJSON(Ledger.self, http, base, "/v1/ledger")
+      } catch {
+        try? await http.shutdown()
+        throw error
+      }
+      try await http.shutdown()
+      let charge = try #require(ledger.charges.first { $0.idempotencyKey == first.paymentID })
+      #expect(charge.amount == 1234)
+      #expect(!ledger.charges.contains { $0.idempotencyKey == second.paymentID && $0.status == "succeeded" })
+    }
+  }
 }

@@ -187,10 +187,16 @@ struct ProcessFlowTests {
         #expect((page.sum("kafka_consumer_lag", ["group": "payments-dispatcher"]) ?? -1) >= 0)
         #expect((page.sum("outbox_backlog", ["outbox": "dispatcher.outbox"]) ?? -1) >= 0)
       }
-      // The instances' shares of the allowance add up to nearly all of it (a backlog is waiting),
-      // and never to more than it (one slot of slack for the edges of the 10 s window).
+      // Each instance's share of the allowance over its last 10 s: at most the whole allowance
+      // plus what the edges of a 10 s window can hold (one more call per place, 2 of 20); the
+      // instances sample at different moments, so their sum is only roughly the global share.
+      // The exact check of the limit is the sandbox's, below.
+      for page in dispatchers {
+        let share = page.sum("rate_limiter_slot_utilization", ["provider": "sandbox"]) ?? -1
+        #expect(share >= 0 && share <= 1.1, "utilization \(share)")
+      }
       let utilization = total("rate_limiter_slot_utilization", ["provider": "sandbox"])
-      #expect(utilization > 0.5 && utilization <= 1.05, "utilization \(utilization)")
+      #expect(utilization > 0.5, "a backlog is waiting, so the allowance is used: \(utilization)")
 
       // Every payment becomes terminal in the read model (2 charges per second: about 150 s of
       // charges, plus retries).
