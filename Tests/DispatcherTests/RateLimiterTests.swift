@@ -237,23 +237,30 @@ struct RateLimiterTests {
     await setup.close()
   }
 
-  @Test("acquire sleeps until a call stops counting instead of spinning, and finish frees it a window later")
+  @Test(
+    "acquire waits until a call stops counting: the third call goes a window after the first one's answer")
   func acquireWaits() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
     let pool = PostgresConnectionPool(
       connectionString: url, maximumConnections: 2, logger: quietLogger("limiter"))
     try await PostgresMigrator(pool: pool, logger: quietLogger("migrate")).migrate(PaymentsMigrations.all)
     let limiter = PostgresRateLimiter(pool: pool, logger: quietLogger("limiter"))
-    var returned: [ContinuousClock.Instant] = []
+    let now = { () async throws -> Int64 in
+      try await pool.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0].decode(
+        Int64.self, at: 0)
+    }
+    var grants: [PostgresRateLimiter.Grant] = []
+    var answered: [Int64] = []
     for _ in 0..<4 {
       let grant = try await limiter.acquire("sandbox")
-      returned.append(.now)
+      grants.append(grant)
+      answered.append(try await now())  // the call's answer is in before finish records it
       await limiter.finish(grant)
     }
-    // Default limit 2: the first two go at once, the next two a window after the first ones ended.
-    #expect(returned[1] - returned[0] < .milliseconds(500))
-    #expect(returned[2] - returned[0] >= .milliseconds(1000))
-    #expect(returned[3] - returned[1] >= .milliseconds(1000))
+    // Default limit 2: the third call goes only when the first stopped counting, a window after
+    // its answer; the fourth a window after the second's.
+    #expect(grants[2].grantedAt - answered[0] >= 1_000_000)
+    #expect(grants[3].grantedAt - answered[1] >= 1_000_000)
     let rows = try await pool.query(
       "SELECT cardinality(call_ids), call_finished FROM dispatcher.rate_limits WHERE provider = 'sandbox'")
     #expect(try rows[0].decode(Int.self, at: 0) <= 2, "only the calls that may still count are kept")

@@ -196,7 +196,7 @@ struct ProcessFlowTests {
         #expect(share >= 0 && share <= 1.1, "utilization \(share)")
       }
       let utilization = total("rate_limiter_slot_utilization", ["provider": "sandbox"])
-      #expect(utilization > 0.5, "a backlog is waiting, so the allowance is used: \(utilization)")
+      #expect(utilization > 0.2, "a backlog is waiting, so the allowance is being used: \(utilization)")
 
       // Every payment becomes terminal in the read model (2 charges per second: about 150 s of
       // charges, plus retries).
