@@ -118,9 +118,22 @@ public final class EventLoop: Sendable {
   /// Ends the thread after the work already submitted. Descriptors stay open: their owners close
   /// them.
   public func stop() {
-    jobs.withLock { $0.stopped = true }
+    let first = jobs.withLock { jobs in
+      defer { jobs.stopped = true }
+      return !jobs.stopped
+    }
+    guard first else { return }
     var byte: UInt8 = 1
     _ = write(wakeWrite, &byte, 1)
+  }
+
+  // The wake-up pipe is closed only here, when nothing can call `execute` or `stop` any more:
+  // closed when the thread ended, a late `stop()` (a transport's `close()` then its deinit) or
+  // an `enqueue` racing with the end wrote its byte into whatever socket had reused the number,
+  // corrupting that connection (seen as a peer's GOAWAY with FRAME_SIZE_ERROR in CI).
+  deinit {
+    close(wakeRead)
+    close(wakeWrite)
   }
 
   private func run() {
@@ -179,8 +192,6 @@ public final class EventLoop: Sendable {
         if revents & ~Int16(POLLOUT) != 0, loop.registrations[descriptor] != nil { source.readable() }
       }
     }
-    close(wakeRead)
-    close(wakeWrite)
   }
 }
 
