@@ -112,6 +112,12 @@ final class ConnectionThread: Sendable {
       }
     }
     handle.finish()
+  }
+
+  // Closed only here, when no one can call `wake()` any more: closed when the thread ends, a
+  // `submit` racing with the end could write its wake-up byte into a descriptor that another
+  // socket had taken over meanwhile (the event loop of the HTTP/2 transport had that bug).
+  deinit {
     close(wakeDescriptor)
     close(wakeWriteDescriptor)
   }
