@@ -263,32 +263,3 @@ struct PostgresUnreachableTests {
     await pool.close()
   }
 }
-
-@Suite("Postgres connection resources")
-struct PostgresResourceTests {
-  /// Open descriptors of this process.
-  static func openDescriptors() throws -> Int {
-    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
-  }
-
-  @Test("a closed connection gives back its descriptors (socket and wake-up pipe)")
-  func descriptorsReleased() async throws {
-    let url = try await TestPostgres.shared.makeDatabase()
-    let configuration = PostgresConnectionConfiguration(connectionString: url)
-    // Warm up (lazily opened descriptors of the process are not the connection's).
-    let first = try await PostgresConnection.connect(configuration: configuration, logger: quietLogger("fd"))
-    await first.close()
-    let before = try Self.openDescriptors()
-    for _ in 0..<100 {
-      let connection = try await PostgresConnection.connect(
-        configuration: configuration, logger: quietLogger("fd"))
-      _ = try await connection.query("SELECT 1")
-      await connection.close()
-    }
-    try await Task.sleep(for: .milliseconds(200))  // the connections' threads end after close
-    // Each connection holds 3 descriptors; a leak would leave about 300 behind. Other tests of
-    // this process open and close descriptors at the same time, hence the tolerance.
-    let after = try Self.openDescriptors()
-    #expect(after - before < 100, "\(after - before) more descriptors are open after 100 closed connections")
-  }
-}
