@@ -140,7 +140,11 @@ public struct DispatcherServer: Sendable {
           group.addTask { try await server.run() }
           group.addTask { try await relay.run() }
           group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
-          group.addTask { await Self.sampleQueue(store: store, limiter: limiter) }
+          group.addTask {
+            await Self.sampleQueue(
+              store: store, limiter: limiter,
+              providers: Array(configuration.sandboxProviders.keys) + Array(configuration.hmacProviders.keys))
+          }
           group.addTask {
             await watchReadiness(
               health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown)
@@ -210,11 +214,11 @@ public struct DispatcherServer: Sendable {
   /// (`dispatcher_work_queue_depth`) and the share of each provider's allowance this instance
   /// used in the last 10 s (`rate_limiter_slot_utilization`; summed over instances, the global
   /// utilization).
-  private static func sampleQueue(store: WorkStore, limiter: PostgresRateLimiter) async {
+  private static func sampleQueue(store: WorkStore, limiter: PostgresRateLimiter, providers: [String]) async {
     let depth = Gauge(label: "dispatcher_work_queue_depth")
     while !Task.isCancelled {
       if let due = try? await store.dueCount() { depth.record(due) }
-      limiter.recordUtilization()
+      limiter.recordUtilization(providers: providers)
       try? await Task.sleep(for: .seconds(5))
     }
   }

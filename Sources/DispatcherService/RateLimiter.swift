@@ -221,13 +221,14 @@ public final class PostgresRateLimiter: Sendable {
     }
   }
 
-  /// Records `rate_limiter_slot_utilization{provider}`: the share of the provider's allowance
-  /// this instance used in the last 10 s (0...1; the sum over instances is the global share).
-  public func recordUtilization() {
+  /// Records `rate_limiter_slot_utilization{provider}` for each of `providers` (and any other
+  /// provider called): the share of the provider's allowance this instance used in the last
+  /// 10 s (0 when it made no call; the sum over instances is roughly the global share).
+  public func recordUtilization(providers: [String]) {
     let window = Duration.seconds(10)
     let now = ContinuousClock.now
     let counts = grants.withLock { grants in
-      var counts: [String: Int] = [:]
+      var counts = Dictionary(providers.map { ($0, 0) }, uniquingKeysWith: { first, _ in first })
       for (provider, times) in grants {
         let recent = times.filter { now - $0 <= window }
         grants[provider] = recent
