@@ -123,6 +123,8 @@ public final class PostgresRateLimiter: Sendable {
   private let configuration: Configuration
   /// When this instance's recent grants were made, per provider (for the utilization gauge).
   private let grants = Mutex<[String: [ContinuousClock.Instant]]>([:])
+  /// Providers whose `dispatcher.rate_limits` row is known to exist.
+  private let knownProviders = Mutex<Set<String>>([])
   private let logger: Logger
 
   public init(pool: PostgresConnectionPool, configuration: Configuration = .init(), logger: Logger) {
@@ -183,9 +185,13 @@ public final class PostgresRateLimiter: Sendable {
   func decide(_ provider: String, id: Int64) async throws -> (RateLimitWindow.Decision, now: Int64) {
     let rule = rule(for: provider)
     let timeout = configuration.callTimeouts[provider] ?? configuration.defaultCallTimeout
-    return try await pool.withTransaction { connection in
-      try await connection.execute(
+    if !knownProviders.withLock({ $0.contains(provider) }) {
+      // The provider's row, once per process (rows are never deleted).
+      try await pool.execute(
         "INSERT INTO dispatcher.rate_limits (provider) VALUES (\(provider)) ON CONFLICT DO NOTHING")
+      knownProviders.withLock { _ = $0.insert(provider) }
+    }
+    return try await pool.withTransaction { connection in
       let rows = try await connection.query(
         """
         SELECT array_to_string(call_ids, ','), array_to_string(call_until, ','), array_to_string(call_finished, ','),

@@ -52,11 +52,6 @@ struct CommandCommand: AsyncParsableCommand {
     configuration.databaseConnections = try settings.integer(
       "database.connections", flag: databaseConnections, in: (batchWriters + 2)...1000)!
     let command = CommandServer(configuration: configuration, logger: logger)
-    try await runUntilSignalled(
-      name: "command service", host: server.host, logger: logger, gracePeriod: try server.gracePeriod(),
-      adminPort: try server.adminPort()
-    ) { onListening in
-      try await command.run(onListening: onListening)
-    }
+    try await server.run("command service", logger: logger) { try await command.run(onListening: $0) }
   }
 }

@@ -156,12 +156,7 @@ struct DispatcherCommand: AsyncParsableCommand {
         reason: "is not among the configured providers")
     }
     let dispatcher = DispatcherServer(configuration: configuration, logger: logger)
-    try await runUntilSignalled(
-      name: "dispatcher health", host: server.host, logger: logger, gracePeriod: try server.gracePeriod(),
-      adminPort: try server.adminPort()
-    ) { onListening in
-      try await dispatcher.run(onListening: onListening)
-    }
+    try await server.run("dispatcher health", logger: logger) { try await dispatcher.run(onListening: $0) }
   }
 
   private static func nameAndURL(_ entry: String, key: String, flag: [String], _ settings: Settings) throws

@@ -53,10 +53,7 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
     var logger = Logger(label: "payments.provider-sandbox")
     logger.logLevel = .warning
-    let environment = ProcessInfoEnvironment.all
-    let settings = try Settings(
-      keys: ServiceConfigurationKeys.providerSandbox, file: config ?? environment["PAYMENTS_CONFIG"],
-      environment: environment)
+    let settings = try processSettings(ServiceConfigurationKeys.providerSandbox, config: config)
     var configuration = ProviderSandbox.Configuration()
     let host = settings.string("host", flag: self.host)!
     configuration.host = host

@@ -31,11 +31,6 @@ struct QueryCommand: AsyncParsableCommand {
     configuration.databaseConnections = try settings.integer(
       "database.connections", flag: databaseConnections, in: 2...1000)!
     let query = QueryServer(configuration: configuration, logger: logger)
-    try await runUntilSignalled(
-      name: "query service", host: server.host, logger: logger, gracePeriod: try server.gracePeriod(),
-      adminPort: try server.adminPort()
-    ) { onListening in
-      try await query.run(onListening: onListening)
-    }
+    try await server.run("query service", logger: logger) { try await query.run(onListening: $0) }
   }
 }

@@ -50,9 +50,15 @@ struct ServiceOptions: ParsableArguments {
 
   /// The configuration of a service with `keys`: these flags over the environment over the file.
   func settings(_ keys: [ConfigurationKey]) throws -> Settings {
-    let environment = ProcessInfoEnvironment.all
-    return try Settings(keys: keys, file: config ?? environment["PAYMENTS_CONFIG"], environment: environment)
+    try processSettings(keys, config: config)
   }
+}
+
+/// The configuration of a subcommand with `keys` from this process: the file (`config`, else
+/// `$PAYMENTS_CONFIG`) and the environment; the caller passes its flags when it reads a key.
+func processSettings(_ keys: [ConfigurationKey], config: String?) throws -> Settings {
+  let environment = ProcessInfoEnvironment.all
+  return try Settings(keys: keys, file: config ?? environment["PAYMENTS_CONFIG"], environment: environment)
 }
 
 /// The shared keys of a gRPC service, read from its settings.
@@ -71,6 +77,17 @@ struct ServerSettings {
       }
     guard !brokers.isEmpty else { _ = try settings.required("kafka.brokers"); return [] }
     return brokers
+  }
+
+  /// Runs `server` (named `name` in its "listening" line) until SIGTERM or SIGINT, with this
+  /// configuration's grace period and admin endpoint.
+  func run(
+    _ name: String, logger: Logger,
+    _ server: @escaping @Sendable (@escaping @Sendable (Int) -> Void) async throws -> Void
+  ) async throws {
+    try await runUntilSignalled(
+      name: name, host: host, logger: logger, gracePeriod: try gracePeriod(), adminPort: try adminPort(),
+      server)
   }
 
   func adminPort() throws -> Int? {

@@ -78,6 +78,21 @@ final class ProcessStack: Sendable {
 
 }
 
+/// A fresh database with the schema applied by `payments migrate` (its result, for the caller
+/// to check) and an API key for `client` made by `payments keys create`.
+func migratedDatabase(client: String) async throws -> (
+  url: String, migration: (status: Int32, output: String), key: String
+) {
+  let url = try await TestPostgres.shared.makeDatabase()
+  let payments = try Executables.path("payments")
+  let migration = try await ChildProcess.run(payments, ["migrate", "--database-url", url])
+  let key = try await ChildProcess.run(
+    payments, ["keys", "create", "--client", client, "--database-url", url]
+  )
+  .output.trimmingCharacters(in: .whitespacesAndNewlines)
+  return (url, migration, key)
+}
+
 final class SlotPIDs: Sendable {
   private let pids = Mutex<[String: Int32]>([:])
   func add(_ name: String, _ pid: Int32) { pids.withLock { $0[name] = pid } }
@@ -97,14 +112,8 @@ struct ProcessFlowTests {
     "300 payments, 3 dispatchers (one SIGKILLed mid-run and restarted), 20 % transient failures, 5 % lost replies, declines: all terminal, charged once, limit kept",
     .timeLimit(.minutes(10)))
   func endToEnd() async throws {
-    let url = try await TestPostgres.shared.makeDatabase()
-    let payments = try Executables.path("payments")
-    let migrated = try await ChildProcess.run(payments, ["migrate", "--database-url", url])
+    let (url, migrated, key) = try await migratedDatabase(client: "e2e")
     #expect(migrated.status == 0, "\(migrated.output)")
-    let key = try await ChildProcess.run(
-      payments, ["keys", "create", "--client", "e2e", "--database-url", url]
-    )
-    .output.trimmingCharacters(in: .whitespacesAndNewlines)
     let cluster = try TestKafka.makeCluster(topics: [PaymentsTopic.orders: 6, PaymentsTopic.events: 6])
     let stack = try ProcessStack(databaseURL: url, brokers: cluster.bootstrapServers)
     let pool = PostgresConnectionPool(

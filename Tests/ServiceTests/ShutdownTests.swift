@@ -25,14 +25,8 @@ struct ShutdownTests {
     "SIGTERM under load: running calls finish, later ones are refused before they are sent, every accepted payment reaches Kafka, exit 0",
     .timeLimit(.minutes(3)))
   func commandServiceUnderLoad() async throws {
-    let url = try await TestPostgres.shared.makeDatabase()
-    let payments = try Executables.path("payments")
-    let migrated = try await ChildProcess.run(payments, ["migrate", "--database-url", url])
+    let (url, migrated, key) = try await migratedDatabase(client: "shutdown")
     try #require(migrated.status == 0, "\(migrated.output)")
-    let key = try await ChildProcess.run(
-      payments, ["keys", "create", "--client", "shutdown", "--database-url", url]
-    )
-    .output.trimmingCharacters(in: .whitespacesAndNewlines)
     let cluster = try TestKafka.makeCluster(topics: [PaymentsTopic.orders: 3, PaymentsTopic.events: 3])
     let stack = try ProcessStack(databaseURL: url, brokers: cluster.bootstrapServers)
     let pool = PostgresConnectionPool(
