@@ -6,7 +6,7 @@ import Metrics
 import NIOCore
 public import PaymentsCore
 import PaymentsProto
-import Postgres
+public import Postgres
 import ProtobufRuntime
 import RPCCore
 import RPCStandardServices
@@ -30,8 +30,12 @@ public struct DispatcherServer: Sendable {
     public var producer: KafkaClientConfiguration
     /// Concurrent payments per instance.
     public var workers = 4
-    /// How long a claimed payment stays with this instance without progress.
+    /// How long a claimed payment stays with this instance: from its claim, and again from the
+    /// start of each provider call. Must be longer than any provider call (its timeout plus the
+    /// rate limiter's `callSlack`); ``validate()`` refuses less.
     public var lease: Duration = .seconds(60)
+    /// Time bounds of every database session of the dispatcher (and its relay).
+    public var databaseLimits = PostgresConnectionConfiguration.SessionLimits()
     public var retry = RetryPolicy()
     public var rateLimiter = PostgresRateLimiter.Configuration()
     /// Provider name → base URL of a provider with the sandbox API.
@@ -63,6 +67,11 @@ public struct DispatcherServer: Sendable {
   public let configuration: Configuration
   private let logger: Logger
 
+  /// A setting the dispatcher refuses to start with.
+  public struct InvalidConfiguration: Error, CustomStringConvertible {
+    public let description: String
+  }
+
   public init(configuration: Configuration, logger: Logger) {
     self.configuration = configuration
     self.logger = logger
@@ -70,12 +79,14 @@ public struct DispatcherServer: Sendable {
 
   /// Runs until the task is cancelled; calls `onListening` with the health endpoint's port.
   public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    try configuration.validate()
     let configuration = self.configuration
     let logger = self.logger
     let pool = PostgresConnectionPool(
       configuration: .init(
         connection: .init(
-          connectionString: configuration.databaseURL, applicationName: "payments-dispatcher"),
+          connectionString: configuration.databaseURL, applicationName: "payments-dispatcher",
+          limits: configuration.databaseLimits),
         maximumConnections: configuration.databaseConnections),
       logger: logger)
     var httpConfiguration = HTTPClient.Configuration()
@@ -111,9 +122,10 @@ public struct DispatcherServer: Sendable {
     limiterConfiguration.defaultCallTimeout = configuration.providerTimeout
     limiterConfiguration.callTimeouts = configuration.providerTimeouts
     let limiter = PostgresRateLimiter(pool: pool, configuration: limiterConfiguration, logger: logger)
+    let providerHealth = ProviderHealth()
     let worker = PaymentWorker(
       store: store, limiter: limiter, providers: registry, retry: configuration.retry,
-      retryByProvider: configuration.providerRetry, logger: logger)
+      retryByProvider: configuration.providerRetry, health: providerHealth, logger: logger)
     let doorbells = (0..<configuration.workers).map { _ in Doorbell() }
     var intake = BatchConsumer(
       configuration: configuration.consumer, topics: [PaymentsTopic.orders], logger: logger)
@@ -133,7 +145,9 @@ public struct DispatcherServer: Sendable {
       health.setStatus(.notServing)
       for doorbell in doorbells { doorbell.ring() }
     }
-    await updateReadiness(health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown)
+    let providersAccepted: @Sendable () -> Bool = { providerHealth.isHealthy }
+    await updateReadiness(
+      health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown, also: providersAccepted)
     do {
       try await shutdown.triggeredByGracefulShutdown {
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -147,7 +161,8 @@ public struct DispatcherServer: Sendable {
           }
           group.addTask {
             await watchReadiness(
-              health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown)
+              health: health, services: [], pool: pool, kafka: producer, shutdown: shutdown,
+              also: providersAccepted)
           }
           group.addTask {
             // Intake and workers stop on shutdown: intake at once (committing the offsets of the
@@ -156,12 +171,16 @@ public struct DispatcherServer: Sendable {
               work.addTask {
                 try await cancelling(on: shutdown) {
                   try await finalIntake.run { records in
-                    let orders = records.compactMap {
-                      try? Payments_V1_PaymentOrderRecord(serializedBytes: $0.value)
-                    }
-                    .filter { !$0.paymentID.isEmpty }
+                    let orders = Self.decodeOrders(records, logger: logger)
                     try await store.intake(orders, expiry: configuration.paymentExpiry) {
-                      finalRegistry.route(requested: $0.provider, currency: $0.amount?.currency ?? "")
+                      let provider = finalRegistry.route(
+                        requested: $0.provider, currency: $0.amount?.currency ?? "")
+                      if !finalRegistry.names.contains(provider) {
+                        logger.warning(
+                          "an order is routed to a provider this instance does not serve; it waits for an instance that does",
+                          metadata: ["payment_id": "\($0.paymentID)", "provider": "\(provider)"])
+                      }
+                      return provider
                     }
                   }
                 }
@@ -196,6 +215,32 @@ public struct DispatcherServer: Sendable {
       throw error
     }
     await Self.shutdown(store: store, producer: producer, http: http, pool: pool)
+  }
+
+  /// The orders of a batch of intake records. A record that is not an order is logged and
+  /// counted (`dispatcher_undecodable_orders_total`) and then skipped: it can never become one,
+  /// and holding the partition for it would stop every order behind it.
+  static func decodeOrders(_ records: [KafkaConsumerRecord], logger: Logger)
+    -> [Payments_V1_PaymentOrderRecord]
+  {
+    records.compactMap { record in
+      do {
+        let order = try Payments_V1_PaymentOrderRecord(serializedBytes: record.value)
+        guard !order.paymentID.isEmpty else {
+          throw InvalidConfiguration(description: "the order has no payment_id")
+        }
+        return order
+      } catch {
+        Counter(label: "dispatcher_undecodable_orders_total").increment()
+        logger.error(
+          "skipping an intake record that is not a payment order",
+          metadata: [
+            "topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",
+            "bytes": "\(record.value.count)", "error": "\(error)",
+          ])
+        return nil
+      }
+    }
   }
 
   private static func shutdown(
@@ -240,6 +285,28 @@ public struct DispatcherServer: Sendable {
     }
   }
 
+}
+
+extension DispatcherServer.Configuration {
+  /// Refuses settings under which the dispatcher's guarantees would not hold: a lease shorter
+  /// than the longest provider call (its timeout plus the limiter's slack) would let a second
+  /// worker take a payment over while the first one's request may still reach the provider.
+  public func validate() throws {
+    let providers = Set(sandboxProviders.keys).union(hmacProviders.keys)
+    for provider in providers.sorted() {
+      let timeout = providerTimeouts[provider] ?? providerTimeout
+      let longest = timeout + rateLimiter.callSlack
+      guard lease >= longest else {
+        throw DispatcherServer.InvalidConfiguration(
+          description:
+            "the lease (\(lease)) must be at least provider '\(provider)''s timeout (\(timeout)) plus the call slack (\(rateLimiter.callSlack)): a shorter lease lets another worker take a payment over while its request may still reach the provider"
+        )
+      }
+    }
+    guard workers >= 1 else {
+      throw DispatcherServer.InvalidConfiguration(description: "workers must be at least 1")
+    }
+  }
 }
 
 /// Where an "hmacpay" provider is and the secret it signs with.

@@ -1,54 +1,69 @@
 import Foundation
 public import Logging
+import Metrics
 public import PaymentsCore
 import PaymentsProto
 public import ServiceKit
+import Synchronization
 
-/// Executes claimed payments: takes a rate-limit grant for every provider call, stores each call
-/// before making it, classifies the outcome and moves the payment on (ARCHITECTURE.md §5).
+/// Executes payments (ARCHITECTURE.md §5–§7): one rate-limit grant per provider call, one
+/// fenced claim per grant, the decisions in ``WorkDecision``.
 ///
-/// - success → `SUCCEEDED`; permanent failure → `FAILED` with the provider's code;
-/// - transient → `RETRY_SCHEDULED` after backoff with full jitter, `FAILED` when the attempts
-///   are used up;
-/// - unknown (timeout, connection lost) → the next attempt first asks the provider whether the
-///   charge happened, and charges only if it did not. A payment whose outcome is unknown is
-///   never failed for lack of attempts: it keeps asking.
+/// One round of a worker:
+/// 1. A payment of a served provider that expired and cannot have been charged fails at once,
+///    without a call.
+/// 2. Otherwise the worker looks for the provider of the most overdue due payment and waits for
+///    a grant of that provider's limit — *before* it claims anything, so no payment waits in a
+///    claimed state while the limiter is busy, however many workers there are.
+/// 3. With the grant it claims the most overdue payment of that provider (a fresh fencing
+///    token and lease). Nothing to claim: the grant is given back unused.
+/// 4. ``WorkStore/begin(_:_:)`` re-validates the claim, moves the payment to `PROCESSING`,
+///    records the call and renews the lease, in one transaction. If the grant is by then older
+///    than half the limiter's slack, the request is not sent (the limiter's guarantee assumes a
+///    request leaves within the slack); the payment goes back, due now.
+/// 5. The call (a charge, or an inquiry when an earlier call's outcome is unknown), then the
+///    limiter learns the answer came back, then the outcome's transition is written — only if
+///    the token is still on the row.
 ///
-/// A payment found in `PROCESSING` (its worker died mid-call and the lease expired) is treated as
-/// an unknown outcome.
+/// The lease is longer than any call (checked at start-up), so nobody can take a payment over
+/// while its request may still be on the way; a worker that stalls beyond its lease finds the
+/// token replaced and writes nothing, and the new owner inquires before it decides.
 public struct PaymentWorker: Sendable {
   private let store: WorkStore
   private let limiter: PostgresRateLimiter
   private let providers: ProviderRegistry
   private let defaultRetry: RetryPolicy
   private let retryByProvider: [String: RetryPolicy]
+  private let health: ProviderHealth
   private let logger: Logger
 
   /// - Parameters:
   ///   - retry: the retry policy of providers without one in `retryByProvider`.
+  ///   - health: where refused credentials are reported.
   public init(
     store: WorkStore, limiter: PostgresRateLimiter, providers: ProviderRegistry, retry: RetryPolicy,
-    retryByProvider: [String: RetryPolicy] = [:], logger: Logger
+    retryByProvider: [String: RetryPolicy] = [:], health: ProviderHealth = ProviderHealth(), logger: Logger
   ) {
     self.store = store
     self.limiter = limiter
     self.providers = providers
     self.defaultRetry = retry
     self.retryByProvider = retryByProvider
+    self.health = health
     self.logger = logger
   }
 
+  /// The providers this instance serves: it claims only their payments.
+  var served: [String] { providers.names.sorted() }
+
   /// Works until the task is cancelled or `shutdown` triggers (then it finishes the payment in
-  /// hand first): claims due payments; when there are none, sleeps until `doorbell` rings (new
+  /// hand first): executes due payments; when there are none, sleeps until `doorbell` rings (new
   /// work) or the next payment is due.
   public func run(doorbell: Doorbell, shutdown: ShutdownSignal = ShutdownSignal()) async {
     while !Task.isCancelled, !shutdown.isTriggered {
       do {
-        if let item = try await store.claim() {
-          try await process(item)
-          continue
-        }
-        let untilDue = try await store.untilNextDue() ?? .seconds(5)
+        if try await round(shutdown: shutdown) { continue }
+        let untilDue = try await store.untilNextDue(providers: served) ?? .seconds(5)
         await doorbell.wait(upTo: min(max(untilDue, .milliseconds(10)), .seconds(5)))
       } catch {
         if Task.isCancelled { return }
@@ -58,148 +73,146 @@ public struct PaymentWorker: Sendable {
     }
   }
 
-  /// Takes one claimed payment as far as it goes now.
-  func process(_ claimed: WorkItem) async throws {
+  /// One round; `false` when there was nothing due.
+  func round(shutdown: ShutdownSignal = ShutdownSignal()) async throws -> Bool {
+    if let expired = try await store.claimExpired(providers: served) {
+      _ = try await store.apply(expired.expiry, to: expired, callOutcome: nil)
+      return true
+    }
+    guard let provider = try await store.dueProvider(among: served) else { return false }
+    guard let grant = try await limiter.acquire(provider, unless: { shutdown.isTriggered }) else {
+      return false
+    }
+    let item: WorkItem?
+    do {
+      item = try await store.claim(provider: provider)
+    } catch {
+      await limiter.cancel(grant)
+      throw error
+    }
+    guard let item else {
+      await limiter.cancel(grant)  // another worker took what was due
+      return true
+    }
+    try await process(item, grant: grant)
+    return true
+  }
+
+  /// Takes one claimed payment as far as one call goes; gives `grant` back when no call is made
+  /// and finishes it when one was.
+  func process(_ claimed: WorkItem, grant: PostgresRateLimiter.Grant) async throws {
     var logger = self.logger
     logger[metadataKey: "payment_id"] = "\(claimed.paymentID)"
     logger[metadataKey: "provider"] = "\(claimed.provider)"
     guard let provider = providers.provider(named: claimed.provider) else {
-      // Nothing was ever sent to it, so failing the payment cannot hide a charge.
+      // Claims are only made for served providers; nothing to do here.
+      await limiter.cancel(grant)
+      return
+    }
+    let kind: CallKind
+    switch WorkDecision.plan(claimed, now: Date()) {
+    case .settle(let transition):
+      await limiter.cancel(grant)
+      _ = try await store.apply(transition, to: claimed, callOutcome: nil)
+      return
+    case .call(let planned):
+      kind = planned
+    }
+    let begun: (item: WorkItem, now: Int64)?
+    do {
+      begun = try await store.begin(claimed, kind)
+    } catch {
+      // Whether or not the begin committed, no request left: the grant is unused. (If it did
+      // commit, the payment is PROCESSING and its next owner inquires.)
+      await limiter.cancel(grant)
+      throw error
+    }
+    guard let (item, beganAt) = begun else {
+      await limiter.cancel(grant)
+      logger.warning("lost the claim before the call; another worker has the payment")
+      return
+    }
+    let slack = limiter.configuration.callSlack.microseconds
+    guard beganAt - grant.grantedAt <= slack / 2 else {
+      await limiter.cancel(grant)
+      logger.warning(
+        "the rate-limit grant is too old to send the request safely; the payment goes back",
+        metadata: ["grant_age_ms": "\((beganAt - grant.grantedAt) / 1000)"])
       _ = try await store.apply(
-        Transition(
-          status: .failed, attempts: claimed.attempts,
-          failure: ("unknown_provider", "no provider named '\(claimed.provider)' is configured")),
-        to: claimed, callOutcome: nil)
+        WorkDecision.abandon(claimed, now: Date()), to: item,
+        callOutcome: CallRecord(kind: kind, outcome: "not_sent", detail: "grant too old"))
       return
-    }
-    let retry = retryByProvider[claimed.provider] ?? defaultRetry
-    var item = claimed
-    if item.status != .processing, !item.outcomeUnknown, item.isExpired {
-      // No call of this payment can have charged (none was made, or each one's outcome is known).
-      _ = try await store.apply(item.expiry, to: item, callOutcome: nil)
-      return
-    }
-    if item.status == .processing {
-      item.outcomeUnknown = true  // a worker died during this attempt
-    } else {
-      guard
-        let started = try await store.apply(
-          Transition(
-            status: .processing, attempts: item.attempts + 1, outcomeUnknown: item.outcomeUnknown,
-            keepLease: true),
-          to: item, callOutcome: nil)
-      else { return }
-      item = started
     }
     logger[metadataKey: "attempt"] = "\(item.attempts)"
-
-    if item.outcomeUnknown {
-      try await store.recordCall(item, kind: "inquiry")
-      let grant = try await limiter.acquire(item.provider)
-      let inquiry = await provider.inquire(idempotencyKey: item.providerKey)
-      await limiter.finish(grant)
-      logger.debug("inquiry", metadata: ["result": "\(inquiry)"])
-      switch inquiry {
-      case .charged(let reference):
-        _ = try await store.apply(
-          Transition(status: .succeeded, attempts: item.attempts, providerReference: reference), to: item,
-          callOutcome: ("inquiry", "charged", reference))
-        return
-      case .declined(let code, let message):
-        _ = try await store.apply(
-          Transition(status: .failed, attempts: item.attempts, failure: (code, message)), to: item,
-          callOutcome: ("inquiry", "declined", code))
-        return
-      case .unavailable(let reason):
-        _ = try await store.apply(
-          Transition(
-            status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-            nextAttemptAt: item.nextAttempt(after: backoff(after: item.attempts, retry))),
-          to: item, callOutcome: ("inquiry", "unavailable", reason))
-        return
-      case .notCharged:
-        item.outcomeUnknown = false  // safe to charge now
-        if !item.isExpired {
-          try await store.finishCall(item, kind: "inquiry", outcome: "not_charged", detail: "")
-        }
-        if item.isExpired {
-          _ = try await store.apply(item.expiry, to: item, callOutcome: ("inquiry", "not_charged", "expired"))
-          return
-        }
-      }
+    let result: CallResult
+    switch kind {
+    case .charge:
+      let request = ProviderChargeRequest(
+        idempotencyKey: item.providerKey, amountMinor: item.order.amount?.amountMinor ?? 0,
+        currency: item.order.amount?.currency ?? "", payerAccount: item.order.payer?.accountID ?? "",
+        payeeAccount: item.order.payee?.accountID ?? "", description: item.order.description)
+      result = .charge(await provider.charge(request))
+    case .inquiry:
+      result = .inquiry(await provider.inquire(idempotencyKey: item.providerKey))
     }
-
-    try await store.recordCall(item, kind: "charge")
-    let grant = try await limiter.acquire(item.provider)
-    let request = ProviderChargeRequest(
-      idempotencyKey: item.providerKey, amountMinor: item.order.amount?.amountMinor ?? 0,
-      currency: item.order.amount?.currency ?? "", payerAccount: item.order.payer?.accountID ?? "",
-      payeeAccount: item.order.payee?.accountID ?? "", description: item.order.description)
-    let outcome = await provider.charge(request)
     await limiter.finish(grant)
-    logger.debug("charge", metadata: ["outcome": "\(outcome)"])
-    let transition: Transition
-    let record: (String, String, String)
-    switch outcome {
-    case .succeeded(let reference):
-      transition = Transition(status: .succeeded, attempts: item.attempts, providerReference: reference)
-      record = ("charge", "succeeded", reference)
-    case .permanentFailure(let code, let message):
-      transition = Transition(status: .failed, attempts: item.attempts, failure: (code, message))
-      record = ("charge", "permanent_failure", "\(code): \(message)")
-    case .transientFailure(let reason):
-      if item.attempts >= retry.maximumAttempts {
-        transition = Transition(
-          status: .failed, attempts: item.attempts,
-          failure: ("retries_exhausted", "\(item.attempts) attempts failed; the last: \(reason)"))
-      } else {
-        transition = Transition(
-          status: .retryScheduled, attempts: item.attempts,
-          nextAttemptAt: item.nextAttempt(after: backoff(after: item.attempts, retry)))
-      }
-      record = ("charge", "transient_failure", reason)
-    case .unknown(let reason):
-      transition = Transition(
-        status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-        nextAttemptAt: item.nextAttempt(after: backoff(after: item.attempts, retry)))
-      record = ("charge", "unknown", reason)
+    logger.debug("provider call", metadata: ["kind": "\(kind)", "result": "\(result)"])
+    health.record(result, provider: item.provider, logger: logger)
+    let retry = retryByProvider[item.provider] ?? defaultRetry
+    var random = SystemRandomNumberGenerator()
+    let (transition, record) = WorkDecision.after(item, result, retry: retry, now: Date()) { attempts in
+      let delay = retry.delay(afterAttempt: Int(attempts), using: &random) ?? retry.cap
+      return Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
     }
     if try await store.apply(transition, to: item, callOutcome: record) == nil {
-      logger.warning("lost the lease during the call; another instance has taken the payment over")
+      logger.warning(
+        "lost the claim during the call; the new owner asks the provider before deciding",
+        metadata: ["result": "\(result)"])
     }
-  }
-
-  /// The wait before the next attempt; after the last regular attempt (only unknown outcomes get
-  /// there) the cap.
-  private func backoff(after attempt: Int32, _ retry: RetryPolicy) -> TimeInterval {
-    var generator = SystemRandomNumberGenerator()
-    let delay = retry.delay(afterAttempt: Int(attempt), using: &generator) ?? retry.cap
-    return Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
   }
 }
 
-extension WorkItem {
-  /// Past its expiry: it must not be charged any more.
-  var isExpired: Bool { expiresAt.map { $0 <= Date() } ?? false }
+/// Which providers refuse the platform's credentials right now (401, 403, a bad signature): such
+/// a provider turns this instance's health `NOT_SERVING` and `provider_misconfigured{provider}`
+/// to 1 until one of its calls is accepted again. Its payments wait; none fails for it.
+public final class ProviderHealth: Sendable {
+  private let refused = Mutex<Set<String>>([])
+  private let changes = Mutex<[@Sendable (Bool) -> Void]>([])
 
-  /// The transition of an expired payment.
-  var expiry: Transition {
-    Transition(
-      status: .failed, attempts: attempts,
-      failure: (
-        "expired",
-        attempts == 0
-          ? "the payment expired before it could be sent to the provider"
-          : "the payment expired after \(attempts) attempt(s) without a charge"
-      ))
+  public init() {}
+
+  /// Whether every provider accepts the platform's credentials.
+  public var isHealthy: Bool { refused.withLock { $0.isEmpty } }
+
+  /// The providers that refuse the credentials.
+  public var misconfigured: Set<String> { refused.withLock { $0 } }
+
+  /// Calls `observer` with ``isHealthy`` whenever it changes.
+  public func onChange(_ observer: @escaping @Sendable (Bool) -> Void) {
+    changes.withLock { $0.append(observer) }
   }
 
-  /// When to try again after waiting `backoff` seconds: no later than a future expiry, so that
-  /// an expiring payment ends on time instead of after a long backoff. (Once expired, only an
-  /// unknown outcome keeps a payment going, and its inquiries keep their backoff.)
-  func nextAttempt(after backoff: TimeInterval) -> Date {
-    let next = Date() + backoff
-    guard let expiresAt, expiresAt > Date() else { return next }
-    return min(next, expiresAt)
+  func record(_ result: CallResult, provider: String, logger: Logger) {
+    let refusedNow: Bool
+    switch result {
+    case .charge(.configurationError(let reason)), .inquiry(.configurationError(let reason)):
+      logger.error(
+        "the provider refuses the platform's credentials; its payments wait until this is fixed",
+        metadata: ["reason": "\(reason)"])
+      refusedNow = true
+    case .charge(.unknown), .charge(.transientFailure), .inquiry(.unavailable):
+      return  // says nothing about the credentials
+    default:
+      refusedNow = false
+    }
+    let (before, after) = refused.withLock { refused in
+      let before = refused.isEmpty
+      if refusedNow { refused.insert(provider) } else { refused.remove(provider) }
+      return (before, refused.isEmpty)
+    }
+    Gauge(label: "provider_misconfigured", dimensions: [("provider", provider)]).record(refusedNow ? 1 : 0)
+    if before != after {
+      for observer in changes.withLock({ $0 }) { observer(after) }
+    }
   }
 }

@@ -77,41 +77,78 @@ public struct RateLimitWindow: Sendable, Hashable {
     return (.wait(until: max(frees[counted.count - limit], now + 1)), counted)
   }
 
-  /// Records that call `id` got its answer (or gave up waiting) at `now`.
+  /// Records that call `id` got its answer (or gave up waiting) at `now`: it counts until a
+  /// window after `now`, also when `now` is later than the latest arrival it was given at its
+  /// grant. (A request that left late, after a stall of its process, may have arrived as late as
+  /// its answer; keeping the earlier bound would free its place while it could still arrive.)
   public func finish(calls: [Call], id: Int64, now: Int64) -> [Call] {
     calls.map { call in
       guard call.id == id, !call.finished else { return call }
-      return Call(id: id, until: min(call.until, now), finished: true)
+      return Call(id: id, until: now, finished: true)
     }
+  }
+
+  /// Forgets call `id`: it was granted but never made (its worker found no payment to call for,
+  /// or lost the payment before the request left), so it never counted at the provider.
+  public func cancel(calls: [Call], id: Int64) -> [Call] {
+    calls.filter { $0.id != id || $0.finished }
   }
 }
 
-/// The global rate limiter: every provider call first ``acquire(_:)``s a grant here and
-/// ``finish(_:)``es it when its answer is in (``RateLimitWindow`` has the rule and why it holds).
+/// The global rate limiter: every provider call first ``acquire(_:unless:)``s a grant here and
+/// ``finish(_:)``es it when its answer is in, or ``cancel(_:)``s it when the call was never
+/// made (``RateLimitWindow`` has the rule and why it holds).
 ///
-/// The state is one row per provider in `dispatcher.rate_limits` (the calls that still count),
-/// locked for each decision, so all dispatcher instances share it; "now" is PostgreSQL's
-/// `clock_timestamp()`, so instance clocks do not matter. A caller that must wait sleeps until the
-/// earliest moment a call can stop counting, then asks again (it never spins).
+/// The state is one row per *limit group* in `dispatcher.rate_limits` (the calls that still
+/// count), locked for each decision, so all dispatcher instances share it; "now" is PostgreSQL's
+/// `clock_timestamp()`, so instance clocks do not matter. A group is a provider's name unless
+/// ``Configuration/groups`` puts several providers (say, two names for one upstream account)
+/// into one group, which then has one limit.
+///
+/// The row is the one source of truth for the limit and the window: the first instance that
+/// uses a group writes its configured values into the row; an instance whose configuration
+/// disagrees with the row logs it once and obeys the row (`payments rate-limit set` changes it).
+///
+/// Within one instance, callers of a group queue on an in-process gate, first come first served:
+/// only the caller at the head asks the database, and it sleeps until the earliest moment a
+/// call can stop counting (it never spins), so a thousand waiting workers cost the database no
+/// more than one.
 public final class PostgresRateLimiter: Sendable {
   public struct Configuration: Sendable {
     /// Calls per window for providers without an entry in ``limits``.
     public var defaultLimit = 2
-    /// Calls per window by provider.
+    /// Calls per window by provider (or by group, for providers in ``groups``).
     public var limits: [String: Int] = [:]
     public var window: Duration = .seconds(1)
+    /// Provider → limit group: providers in one group share one limit.
+    public var groups: [String: String] = [:]
     /// The longest a call to a provider without an entry in ``callTimeouts`` takes (its timeout).
     public var defaultCallTimeout: Duration = .seconds(5)
     public var callTimeouts: [String: Duration] = [:]
     /// Added to a call's timeout for the latest moment it can reach the provider, when its answer
-    /// never came back (its dispatcher died mid-call).
+    /// never came back (its dispatcher died mid-call). A worker does not send a request later
+    /// than half of this after its grant (``PaymentWorker``).
     public var callSlack: Duration = .seconds(1)
     public init() {}
+
+    /// The limit group of `provider`.
+    public func group(of provider: String) -> String { groups[provider] ?? provider }
+
+    /// The limit this instance is configured with for `group`.
+    public func limit(ofGroup group: String) -> Int { limits[group] ?? defaultLimit }
+
+    /// The longest call to `provider` (its timeout plus slack).
+    public func maximumCallDuration(_ provider: String) -> Duration {
+      (callTimeouts[provider] ?? defaultCallTimeout) + callSlack
+    }
   }
 
-  /// Permission for one call: the caller makes it, then calls ``PostgresRateLimiter/finish(_:)``.
+  /// Permission for one call: the caller makes it, then calls ``PostgresRateLimiter/finish(_:)``
+  /// (or ``PostgresRateLimiter/cancel(_:)`` when it did not make it).
   public struct Grant: Sendable {
     public var provider: String
+    /// The limit group the call counts in.
+    public var group: String
     public var id: Int64
     /// When it was granted: microseconds since 1970 on the database clock.
     public var grantedAt: Int64
@@ -120,11 +157,12 @@ public final class PostgresRateLimiter: Sendable {
   }
 
   private let pool: PostgresConnectionPool
-  private let configuration: Configuration
+  public let configuration: Configuration
   /// When this instance's recent grants were made, per provider (for the utilization gauge).
   private let grants = Mutex<[String: [ContinuousClock.Instant]]>([:])
-  /// Providers whose `dispatcher.rate_limits` row is known to exist.
-  private let knownProviders = Mutex<Set<String>>([])
+  /// Groups whose row is known to exist, with the rule the row holds.
+  private let rules = Mutex<[String: RateLimitWindow]>([:])
+  private let gates = Mutex<[String: AsyncGate]>([:])
   private let logger: Logger
 
   public init(pool: PostgresConnectionPool, configuration: Configuration = .init(), logger: Logger) {
@@ -133,45 +171,65 @@ public final class PostgresRateLimiter: Sendable {
     self.logger = logger
   }
 
+  /// The rule this instance is configured with for `provider`'s group (the row may hold
+  /// another: it wins).
   public func rule(for provider: String) -> RateLimitWindow {
     RateLimitWindow(
-      limit: configuration.limits[provider] ?? configuration.defaultLimit, window: configuration.window)
+      limit: configuration.limit(ofGroup: configuration.group(of: provider)), window: configuration.window)
   }
 
   /// Waits until a call to `provider` may go.
   public func acquire(_ provider: String) async throws -> Grant {
+    guard let grant = try await acquire(provider, unless: { false }) else { throw CancellationError() }
+    return grant
+  }
+
+  /// Waits until a call to `provider` may go; returns `nil` as soon as `stop` is true (checked
+  /// before each decision, so at least once a window).
+  public func acquire(_ provider: String, unless stop: @Sendable () -> Bool) async throws -> Grant? {
     let clock = ContinuousClock()
     let start = clock.now
+    let group = configuration.group(of: provider)
     let id = Int64.random(in: 1...Int64.max)
-    while true {
-      let (decision, now) = try await decide(provider, id: id)
+    let gate = gates.withLock { gates in
+      if let gate = gates[group] { return gate }
+      let gate = AsyncGate()
+      gates[group] = gate
+      return gate
+    }
+    try await gate.acquire()
+    defer { gate.release() }
+    while !stop() {
+      let (decision, now) = try await decide(
+        group, id: id, maximumCallDuration: configuration.maximumCallDuration(provider))
       let received = clock.now
       switch decision {
       case .granted:
         Metrics.Timer(label: "rate_limiter_wait_seconds", dimensions: [("provider", provider)])
           .recordInterval(since: start)
         grants.withLock { grants in grants[provider, default: []].append(received) }
-        return Grant(provider: provider, id: id, grantedAt: now, waited: received - start)
+        return Grant(provider: provider, group: group, id: id, grantedAt: now, waited: received - start)
       case .wait(let until):
-        try await Task.sleep(until: received + .microseconds(until - now), clock: clock)
+        // At most a window at a time, so that `stop` is seen.
+        let wait = min(Duration.microseconds(until - now), configuration.window)
+        try await Task.sleep(until: received + wait, clock: clock)
       }
     }
+    return nil
   }
 
   /// Records that the call of `grant` got its answer, or gave up waiting for one: from now on
-  /// it counts only for one more window. Must follow every granted call; when it cannot be
-  /// recorded (the database is away), the call counts until its timeout plus slack, which is
-  /// safe and only slower.
+  /// it counts only for one more window. Must follow every call that was made; when it cannot
+  /// be recorded (the database is away), the call counts until its timeout plus slack.
   public func finish(_ grant: Grant) async {
     do {
       try await pool.execute(
         """
         UPDATE dispatcher.rate_limits
-        SET call_until[array_position(call_ids, \(grant.id))] =
-              LEAST(call_until[array_position(call_ids, \(grant.id))],
-                    (extract(epoch FROM clock_timestamp()) * 1000000)::bigint),
+        SET call_until[array_position(call_ids, \(grant.id))] = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
             call_finished[array_position(call_ids, \(grant.id))] = true
-        WHERE provider = \(grant.provider) AND array_position(call_ids, \(grant.id)) IS NOT NULL
+        WHERE provider = \(grant.group) AND array_position(call_ids, \(grant.id)) IS NOT NULL
+          AND NOT call_finished[array_position(call_ids, \(grant.id))]
         """)
     } catch {
       logger.warning(
@@ -180,39 +238,73 @@ public final class PostgresRateLimiter: Sendable {
     }
   }
 
-  /// Decides on call `id` to `provider` in one transaction; returns the decision and the
-  /// database's "now" (microseconds).
-  func decide(_ provider: String, id: Int64) async throws -> (RateLimitWindow.Decision, now: Int64) {
-    let rule = rule(for: provider)
-    let timeout = configuration.callTimeouts[provider] ?? configuration.defaultCallTimeout
-    if !knownProviders.withLock({ $0.contains(provider) }) {
-      // The provider's row, once per process (rows are never deleted).
+  /// Gives back a grant whose call was never made (no request left): its place is free at once.
+  /// When that cannot be recorded, the grant counts until its timeout plus slack (safe, slower).
+  public func cancel(_ grant: Grant) async {
+    do {
       try await pool.execute(
-        "INSERT INTO dispatcher.rate_limits (provider) VALUES (\(provider)) ON CONFLICT DO NOTHING")
-      knownProviders.withLock { _ = $0.insert(provider) }
+        """
+        UPDATE dispatcher.rate_limits
+        SET call_until = call_until[:array_position(call_ids, \(grant.id)) - 1]
+                         || call_until[array_position(call_ids, \(grant.id)) + 1:],
+            call_finished = call_finished[:array_position(call_ids, \(grant.id)) - 1]
+                         || call_finished[array_position(call_ids, \(grant.id)) + 1:],
+            call_ids = array_remove(call_ids, \(grant.id))
+        WHERE provider = \(grant.group) AND array_position(call_ids, \(grant.id)) IS NOT NULL
+          AND NOT call_finished[array_position(call_ids, \(grant.id))]
+        """)
+    } catch {
+      logger.warning(
+        "could not give back an unused rate-limit grant; it counts until its timeout",
+        metadata: ["provider": "\(grant.provider)", "error": "\(error)"])
     }
-    return try await pool.withTransaction { connection in
+  }
+
+  /// Decides on call `id` in `group` in one transaction; returns the decision and the
+  /// database's "now" (microseconds).
+  func decide(_ group: String, id: Int64, maximumCallDuration: Duration) async throws -> (
+    RateLimitWindow.Decision, now: Int64
+  ) {
+    let configured = RateLimitWindow(limit: configuration.limit(ofGroup: group), window: configuration.window)
+    if rules.withLock({ $0[group] }) == nil {
+      // The group's row, once per process: the first instance's limit and window become the row's.
+      try await pool.execute(
+        """
+        INSERT INTO dispatcher.rate_limits (provider, call_limit, window_us)
+        VALUES (\(group), \(configured.limit), \(configured.window.microseconds))
+        ON CONFLICT (provider) DO UPDATE SET
+          call_limit = coalesce(dispatcher.rate_limits.call_limit, excluded.call_limit),
+          window_us = coalesce(dispatcher.rate_limits.window_us, excluded.window_us)
+        """)
+    }
+    let (decision, now, rule) = try await pool.withTransaction { connection in
       let rows = try await connection.query(
         """
         SELECT array_to_string(call_ids, ','), array_to_string(call_until, ','), array_to_string(call_finished, ','),
-               (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
-        FROM dispatcher.rate_limits WHERE provider = \(provider) FOR UPDATE
+               (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, call_limit, window_us
+        FROM dispatcher.rate_limits WHERE provider = \(group) FOR UPDATE
         """)
-      let ids = try rows[0].decode(String.self, at: 0).split(separator: ",").compactMap { Int64($0) }
-      let untils = try rows[0].decode(String.self, at: 1).split(separator: ",").compactMap { Int64($0) }
-      let finished = try rows[0].decode(String.self, at: 2).split(separator: ",").map {
+      guard let row = try rows.singleRow() else {
+        throw PostgresRateLimiterError("dispatcher.rate_limits has no row for \(group)")
+      }
+      let ids = try row.decode(String.self, at: 0).split(separator: ",").compactMap { Int64($0) }
+      let untils = try row.decode(String.self, at: 1).split(separator: ",").compactMap { Int64($0) }
+      let finished = try row.decode(String.self, at: 2).split(separator: ",").map {
         $0 == "t" || $0 == "true"
       }
-      // The clock is read with the row locked: no decision on this provider can come between.
-      let now = try rows[0].decode(Int64.self, at: 3)
-      guard ids.count == untils.count, ids.count == finished.count else {
-        throw PostgresRateLimiterError("dispatcher.rate_limits row of \(provider) is inconsistent")
+      // The clock is read with the row locked: no decision on this group can come between.
+      let now = try row.decode(Int64.self, at: 3)
+      let limit = try row.decode(Int?.self, at: 4) ?? configured.limit
+      let windowMicros = try row.decode(Int64?.self, at: 5) ?? configured.window.microseconds
+      guard ids.count == untils.count, ids.count == finished.count, limit >= 1, windowMicros >= 1 else {
+        throw PostgresRateLimiterError("dispatcher.rate_limits row of \(group) is inconsistent")
       }
+      let rule = RateLimitWindow(limit: limit, window: .microseconds(windowMicros))
       let calls = (0..<ids.count).map {
         RateLimitWindow.Call(id: ids[$0], until: untils[$0], finished: finished[$0])
       }
       let (decision, kept) = rule.reserve(
-        calls: calls, now: now, id: id, maximumCallDuration: timeout + configuration.callSlack)
+        calls: calls, now: now, id: id, maximumCallDuration: maximumCallDuration)
       if kept != calls {
         try await connection.execute(
           """
@@ -220,11 +312,29 @@ public final class PostgresRateLimiter: Sendable {
           SET call_ids = \(PostgresArray(kept.map(\.id)))::bigint[],
               call_until = \(PostgresArray(kept.map(\.until)))::bigint[],
               call_finished = \(PostgresArray(kept.map(\.finished)))::boolean[]
-          WHERE provider = \(provider)
+          WHERE provider = \(group)
           """)
       }
-      return (decision, now)
+      return (decision, now, rule)
     }
+    let previous = rules.withLock { rules in
+      defer { rules[group] = rule }
+      return rules[group]
+    }
+    if previous != rule, rule != configured {
+      logger.warning(
+        "the rate limit stored for this group differs from this instance's configuration; the stored one applies",
+        metadata: [
+          "group": "\(group)", "stored": "\(rule.limit) per \(rule.window)",
+          "configured": "\(configured.limit) per \(configured.window)",
+        ])
+    }
+    return (decision, now)
+  }
+
+  /// The rule the database holds for `provider`'s group, once this instance has used it.
+  public func storedRule(for provider: String) -> RateLimitWindow? {
+    rules.withLock { $0[configuration.group(of: provider)] }
   }
 
   /// Records `rate_limiter_slot_utilization{provider}` for each of `providers` (and any other
@@ -243,11 +353,65 @@ public final class PostgresRateLimiter: Sendable {
       return counts
     }
     for (provider, count) in counts {
-      let limit = configuration.limits[provider] ?? configuration.defaultLimit
-      let allowance = Double(limit) * (window / configuration.window)
+      let rule = storedRule(for: provider) ?? self.rule(for: provider)
+      let allowance = Double(rule.limit) * (window / rule.window)
       Gauge(label: "rate_limiter_slot_utilization", dimensions: [("provider", provider)])
         .record(Double(count) / allowance)
     }
+  }
+}
+
+/// A first-come-first-served lock for async callers; a waiter whose task is cancelled leaves the
+/// queue with `CancellationError`.
+final class AsyncGate: Sendable {
+  private struct State {
+    var held = false
+    var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    var nextID: UInt64 = 0
+  }
+  private let state = Mutex(State())
+
+  func acquire() async throws {
+    let id = state.withLock { state in
+      state.nextID += 1
+      return state.nextID
+    }
+    try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        enum Start { case now, queued, cancelled }
+        let start = state.withLock { state -> Start in
+          if !state.held {
+            state.held = true
+            return .now
+          }
+          // Checked under the lock: a cancellation handler that already ran found nothing to remove.
+          if Task.isCancelled { return .cancelled }
+          state.waiters.append((id, continuation))
+          return .queued
+        }
+        switch start {
+        case .now: continuation.resume()
+        case .cancelled: continuation.resume(throwing: CancellationError())
+        case .queued: break
+        }
+      }
+    } onCancel: {
+      let waiter = state.withLock { state in
+        state.waiters.firstIndex { $0.id == id }.map { state.waiters.remove(at: $0).continuation }
+      }
+      waiter?.resume(throwing: CancellationError())
+    }
+  }
+
+  func release() {
+    let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+      guard !state.waiters.isEmpty else {
+        state.held = false
+        return nil
+      }
+      return state.waiters.removeFirst().continuation
+    }
+    next?.resume()
   }
 }
 

@@ -18,10 +18,30 @@ public struct WorkItem: Sendable {
   public var outcomeUnknown: Bool
   /// After this the payment is not charged any more (`FAILED`, reason `expired`); `nil`: never.
   public var expiresAt: Date?
+  /// This claim's fencing token: every write of the payment is conditional on it.
+  public var leaseToken: Int64
+
+  public init(
+    paymentID: String, clientID: String = "client", order: Payments_V1_PaymentOrderRecord = .init(),
+    provider: String = "sandbox", status: Payments_V1_PaymentStatus, version: Int64 = 1, attempts: Int32 = 0,
+    providerKey: String? = nil, outcomeUnknown: Bool = false, expiresAt: Date? = nil, leaseToken: Int64 = 0
+  ) {
+    self.paymentID = paymentID
+    self.clientID = clientID
+    self.order = order
+    self.provider = provider
+    self.status = status
+    self.version = version
+    self.attempts = attempts
+    self.providerKey = providerKey ?? paymentID
+    self.outcomeUnknown = outcomeUnknown
+    self.expiresAt = expiresAt
+    self.leaseToken = leaseToken
+  }
 }
 
 /// A state change of a held payment: the new status and what goes with it.
-public struct Transition: Sendable {
+public struct Transition: Sendable, Equatable {
   public var status: Payments_V1_PaymentStatus
   public var attempts: Int32
   public var providerReference = ""
@@ -31,14 +51,37 @@ public struct Transition: Sendable {
   public var nextAttemptAt: Date? = nil
   /// Keep the lease (the worker goes on with the payment) or release it.
   public var keepLease = false
+
+  public static func == (left: Transition, right: Transition) -> Bool {
+    left.status == right.status && left.attempts == right.attempts
+      && left.providerReference == right.providerReference && left.failure?.code == right.failure?.code
+      && left.failure?.message == right.failure?.message && left.outcomeUnknown == right.outcomeUnknown
+      && left.nextAttemptAt == right.nextAttemptAt && left.keepLease == right.keepLease
+  }
 }
 
-/// The dispatcher's tables: intake of orders, claiming due work with a lease, and state
+/// The dispatcher's tables: intake of orders, claiming due work with a fenced lease, and state
 /// changes that commit together with their event in the outbox.
+///
+/// Fencing: every claim draws a random token (``WorkItem/leaseToken``); ``begin(_:_:)`` and
+/// ``apply(_:to:callOutcome:)`` change the payment only while its row still carries that token.
+/// Another claim (after this one's lease ran out) replaces the token, so a worker that lost its
+/// payment can neither start a call nor record anything; its payment is then `PROCESSING` for
+/// the new owner, which asks the provider before deciding anything.
 public struct WorkStore: Sendable {
   private let pool: PostgresConnectionPool
+  /// This instance (for giving back its leases on shutdown).
   public let owner: String
+  /// How long a claim is valid after it is taken and after each call begins; must exceed the
+  /// longest call (``PaymentWorker`` checks at start-up).
   public let lease: Duration
+
+  /// The statuses of payments that still need work.
+  static let open: [Int32] = [
+    Payments_V1_PaymentStatus.accepted, .processing, .retryScheduled,
+  ].map(\.rawValue)
+  /// The statuses of payments that wait for their next attempt (not in a call).
+  static let waiting: [Int32] = [Payments_V1_PaymentStatus.accepted, .retryScheduled].map(\.rawValue)
 
   public init(pool: PostgresConnectionPool, owner: String, lease: Duration = .seconds(60)) {
     self.pool = pool
@@ -61,8 +104,8 @@ public struct WorkStore: Sendable {
       """
       INSERT INTO dispatcher.payments (payment_id, client_id, order_record, provider, status, version, provider_key,
                                        next_attempt_at, created_at, updated_at, expires_at)
-      SELECT payment_id, client_id, order_record, provider, 1, 1, payment_id, now(), created_at, now(),
-             created_at + \(expirySeconds)::float8 * interval '1 second'
+      SELECT payment_id, client_id, order_record, provider, \(Payments_V1_PaymentStatus.accepted.rawValue), 1,
+             payment_id, now(), created_at, now(), created_at + \(expirySeconds)::float8 * interval '1 second'
       FROM unnest(\(PostgresArray(orders.map(\.paymentID)))::text[], \(PostgresArray(orders.map(\.clientID)))::text[],
                   \(PostgresArray(orders.map { $0.serializedBytes() }))::bytea[],
                   \(PostgresArray(orders.map(provider)))::text[],
@@ -72,21 +115,43 @@ public struct WorkStore: Sendable {
       """)
   }
 
-  /// Claims the most overdue payment that is due and not leased, or returns `nil`.
-  public func claim() async throws -> WorkItem? {
-    let rows = try await pool.query(
+  /// Claims the most overdue due payment of `provider` that is not leased, or returns `nil`.
+  public func claim(provider: String) async throws -> WorkItem? {
+    try await claim(
       """
-      UPDATE dispatcher.payments SET lease_owner = \(owner),
+      UPDATE dispatcher.payments SET lease_owner = \(owner), lease_token = \(Self.newToken()),
         lease_expires_at = now() + \(lease.seconds) * interval '1 second'
       WHERE payment_id = (
         SELECT payment_id FROM dispatcher.payments
-        WHERE status IN (1, 2, 3) AND next_attempt_at <= now()
+        WHERE provider = \(provider) AND status = ANY(\(PostgresArray(Self.open))::integer[])
+          AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+        ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key,
+                outcome_unknown, expires_at, lease_token
+      """)
+  }
+
+  /// Claims a payment of one of `providers` that expired and cannot have been charged (waiting,
+  /// no call of unknown outcome): it fails without a provider call.
+  public func claimExpired(providers: [String]) async throws -> WorkItem? {
+    try await claim(
+      """
+      UPDATE dispatcher.payments SET lease_owner = \(owner), lease_token = \(Self.newToken()),
+        lease_expires_at = now() + \(lease.seconds) * interval '1 second'
+      WHERE payment_id = (
+        SELECT payment_id FROM dispatcher.payments
+        WHERE provider = ANY(\(PostgresArray(providers))::text[])
+          AND status = ANY(\(PostgresArray(Self.waiting))::integer[]) AND NOT outcome_unknown
+          AND expires_at <= now() AND next_attempt_at <= now()
           AND (lease_expires_at IS NULL OR lease_expires_at < now())
         ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key, outcome_unknown,
-                expires_at
+      RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key,
+                outcome_unknown, expires_at, lease_token
       """)
-    guard let row = try rows.singleRow() else { return nil }
+  }
+
+  private func claim(_ query: PostgresQuery) async throws -> WorkItem? {
+    guard let row = try await pool.query(query).singleRow() else { return nil }
     return WorkItem(
       paymentID: try row.decode(String.self, at: 0), clientID: try row.decode(String.self, at: 1),
       order: try Payments_V1_PaymentOrderRecord(serializedBytes: try row.decode([UInt8].self, at: 2)),
@@ -94,15 +159,30 @@ public struct WorkStore: Sendable {
       status: Payments_V1_PaymentStatus(rawValue: try row.decode(Int32.self, at: 4)),
       version: try row.decode(Int64.self, at: 5), attempts: try row.decode(Int32.self, at: 6),
       providerKey: try row.decode(String.self, at: 7), outcomeUnknown: try row.decode(Bool.self, at: 8),
-      expiresAt: try row.decode(Date?.self, at: 9))
+      expiresAt: try row.decode(Date?.self, at: 9), leaseToken: try row.decode(Int64.self, at: 10))
   }
 
-  /// How long until the next payment is due (nil: nothing pending).
-  public func untilNextDue() async throws -> Duration? {
+  private static func newToken() -> Int64 { Int64.random(in: 1...Int64.max) }
+
+  /// The provider of the most overdue due payment among `providers` that is not leased.
+  public func dueProvider(among providers: [String]) async throws -> String? {
+    try await pool.query(
+      """
+      SELECT provider FROM dispatcher.payments
+      WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = ANY(\(PostgresArray(Self.open))::integer[])
+        AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      ORDER BY next_attempt_at LIMIT 1
+      """
+    ).singleRow()?.decode(String.self, at: 0)
+  }
+
+  /// How long until the next payment of `providers` is due (nil: nothing pending).
+  public func untilNextDue(providers: [String]) async throws -> Duration? {
     let rows = try await pool.query(
       """
       SELECT extract(epoch FROM min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) - now())
-      FROM dispatcher.payments WHERE status IN (1, 2, 3)
+      FROM dispatcher.payments
+      WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = ANY(\(PostgresArray(Self.open))::integer[])
       """)
     guard let seconds = try rows[0].decode(Double?.self, at: 0) else { return nil }
     return .milliseconds(Int64(max(0, seconds) * 1000))
@@ -113,7 +193,8 @@ public struct WorkStore: Sendable {
     try await pool.query(
       """
       SELECT count(*) FROM dispatcher.payments
-      WHERE status IN (1, 2, 3) AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      WHERE status = ANY(\(PostgresArray(Self.open))::integer[]) AND next_attempt_at <= now()
+        AND (lease_expires_at IS NULL OR lease_expires_at < now())
       """
     )[0].decode(Int.self, at: 0)
   }
@@ -125,42 +206,65 @@ public struct WorkStore: Sendable {
   public func releaseLeases() async throws -> Int {
     try await pool.query(
       """
-      UPDATE dispatcher.payments SET lease_owner = NULL, lease_expires_at = NULL
+      UPDATE dispatcher.payments SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
       WHERE lease_owner = \(owner) RETURNING payment_id
       """
     ).count
   }
 
-  /// Records a provider call before it is made (before its rate-limit grant, so
-  /// `started_at` includes the wait for the grant).
-  public func recordCall(_ item: WorkItem, kind: String) async throws {
-    try await pool.execute(
+  /// The fence before a provider call: if this claim still holds the payment, moves it to
+  /// `PROCESSING` (with its event, when the status changes), records the call as started,
+  /// renews the lease for a whole ``lease`` from now, and returns the payment as begun with the
+  /// database clock (microseconds); `nil` when the claim was taken over. One transaction.
+  public func begin(_ item: WorkItem, _ kind: CallKind) async throws -> (WorkItem, now: Int64)? {
+    let transition = WorkDecision.begin(item, kind)
+    if item.status != transition.status { try PaymentLifecycle.check(item.status, transition.status) }
+    return try await pool.withTransaction { connection -> (WorkItem, now: Int64)? in
+      let rows = try await connection.query(
+        """
+        UPDATE dispatcher.payments SET status = \(transition.status.rawValue),
+          version = version + CASE WHEN status = \(transition.status.rawValue) THEN 0 ELSE 1 END,
+          attempts = \(transition.attempts), outcome_unknown = \(transition.outcomeUnknown),
+          lease_expires_at = now() + \(lease.seconds) * interval '1 second', updated_at = now()
+        WHERE payment_id = \(item.paymentID) AND lease_token = \(item.leaseToken)
+        RETURNING version, updated_at, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+        """)
+      guard let row = try rows.singleRow() else { return nil }
+      var begun = item
+      begun.status = transition.status
+      begun.attempts = transition.attempts
+      begun.outcomeUnknown = transition.outcomeUnknown
+      begun.version = try row.decode(Int64.self, at: 0)
+      try await connection.execute(
+        """
+        INSERT INTO dispatcher.attempts (payment_id, attempt, kind, provider, provider_key, started_at)
+        VALUES (\(item.paymentID), \(begun.attempts), \(kind.rawValue), \(item.provider), \(item.providerKey), now())
+        ON CONFLICT (payment_id, attempt, kind) DO UPDATE SET started_at = now(), finished_at = NULL, outcome = NULL
+        """)
+      if begun.version != item.version {
+        let event = Self.event(for: begun, transition: transition, at: try row.decode(Date.self, at: 1))
+        try await Self.insertEvent(event, of: item, connection)
+      }
+      return (begun, try row.decode(Int64.self, at: 2))
+    }
+  }
+
+  private static func insertEvent(
+    _ event: Payments_V1_PaymentEvent, of item: WorkItem, _ connection: PostgresConnection
+  ) async throws {
+    try await connection.execute(
       """
-      INSERT INTO dispatcher.attempts (payment_id, attempt, kind, provider, provider_key, started_at)
-      VALUES (\(item.paymentID), \(item.attempts), \(kind), \(item.provider), \(item.providerKey), now())
-      ON CONFLICT (payment_id, attempt, kind) DO UPDATE SET started_at = now(), finished_at = NULL, outcome = NULL
+      INSERT INTO dispatcher.outbox (topic, message_key, payload, event_type)
+      VALUES ('payments.events.v1', \(item.paymentID), \(event.serializedBytes()), 'payments.v1.PaymentEvent')
       """)
   }
 
-  /// Records the outcome of a call that changes no state (an inquiry that found no charge, before
-  /// the charge that follows it).
-  public func finishCall(_ item: WorkItem, kind: String, outcome: String, detail: String) async throws {
-    try await pool.execute(
-      """
-      UPDATE dispatcher.attempts SET finished_at = now(), outcome = \(outcome), detail = \(detail)
-      WHERE payment_id = \(item.paymentID) AND attempt = \(item.attempts) AND kind = \(kind)
-      """)
-    Counter(
-      label: "provider_calls_total",
-      dimensions: [("provider", item.provider), ("kind", kind), ("outcome", outcome)]
-    ).increment()
-  }
-
-  /// Applies a transition and writes its event to the outbox, in one transaction, if this worker
-  /// still holds the lease. Returns the updated item, or `nil` when the lease was lost (another
-  /// instance took the payment over; this worker's result is dropped).
+  /// Applies a transition and writes its event to the outbox, in one transaction, if this claim
+  /// still holds the payment (its token is on the row; the lease may have run out as long as
+  /// nobody took the payment over). Returns the updated item, or `nil` when the claim was taken
+  /// over (this worker's result is dropped; the new owner inquires).
   public func apply(
-    _ transition: Transition, to item: WorkItem, callOutcome: (kind: String, outcome: String, detail: String)?
+    _ transition: Transition, to item: WorkItem, callOutcome: CallRecord?
   ) async throws -> WorkItem? {
     try PaymentLifecycle.check(item.status, transition.status)
     let applied: WorkItem? = try await pool.withTransaction { connection in
@@ -172,9 +276,10 @@ public struct WorkStore: Sendable {
           outcome_unknown = \(transition.outcomeUnknown),
           next_attempt_at = coalesce(\(transition.nextAttemptAt), now()),
           lease_owner = CASE WHEN \(transition.keepLease) THEN lease_owner ELSE NULL END,
+          lease_token = CASE WHEN \(transition.keepLease) THEN lease_token ELSE NULL END,
           lease_expires_at = CASE WHEN \(transition.keepLease) THEN now() + \(lease.seconds) * interval '1 second' ELSE NULL END,
           updated_at = now()
-        WHERE payment_id = \(item.paymentID) AND lease_owner = \(owner) AND lease_expires_at > now()
+        WHERE payment_id = \(item.paymentID) AND lease_token = \(item.leaseToken)
         RETURNING version, updated_at
         """)
       guard let row = try rows.singleRow() else { return nil }
@@ -188,15 +293,11 @@ public struct WorkStore: Sendable {
         try await connection.execute(
           """
           UPDATE dispatcher.attempts SET finished_at = now(), outcome = \(callOutcome.outcome), detail = \(callOutcome.detail)
-          WHERE payment_id = \(item.paymentID) AND attempt = \(item.attempts) AND kind = \(callOutcome.kind)
+          WHERE payment_id = \(item.paymentID) AND attempt = \(item.attempts) AND kind = \(callOutcome.kind.rawValue)
           """)
       }
-      let event = Self.event(for: updated, transition: transition, at: updatedAt)
-      try await connection.execute(
-        """
-        INSERT INTO dispatcher.outbox (topic, message_key, payload, event_type)
-        VALUES ('payments.events.v1', \(item.paymentID), \(event.serializedBytes()), 'payments.v1.PaymentEvent')
-        """)
+      try await Self.insertEvent(
+        Self.event(for: updated, transition: transition, at: updatedAt), of: item, connection)
       return updated
     }
     guard let applied else { return nil }
@@ -204,15 +305,12 @@ public struct WorkStore: Sendable {
     return applied
   }
 
-  private func recordMetrics(
-    of transition: Transition, to item: WorkItem,
-    callOutcome: (kind: String, outcome: String, detail: String)?
-  ) {
+  private func recordMetrics(of transition: Transition, to item: WorkItem, callOutcome: CallRecord?) {
     if let callOutcome {
       Counter(
         label: "provider_calls_total",
         dimensions: [
-          ("provider", item.provider), ("kind", callOutcome.kind), ("outcome", callOutcome.outcome),
+          ("provider", item.provider), ("kind", callOutcome.kind.rawValue), ("outcome", callOutcome.outcome),
         ]
       ).increment()
     }

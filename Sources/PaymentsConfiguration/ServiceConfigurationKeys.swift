@@ -79,6 +79,14 @@ public enum ServiceConfigurationKeys {
         "rate-limit", .integer, default: "2",
         "Provider calls per second, shared by all instances (per provider)."),
       ConfigurationKey(
+        "rate-limit-groups", .list, flag: "rate-limit-group",
+        "Providers that share one limit (one upstream account), as PROVIDER=GROUP (the flag is repeatable); the group's limit is `rate-limit` or GROUP:rate-limit in `provider-settings`."
+      ),
+      ConfigurationKey(
+        "lease", .number, default: "60",
+        "Seconds a claimed payment stays with an instance, from the claim and from each call's start; at least every provider's timeout plus 1 s."
+      ),
+      ConfigurationKey(
         "provider-timeout", .number, default: "5", "Timeout of one provider call, in seconds."),
       ConfigurationKey(
         "maximum-attempts", .integer, default: "8", "Attempts before a transiently failing payment fails."),
@@ -108,6 +116,12 @@ public enum ServiceConfigurationKeys {
       "internal-error-rate", .number, default: "0", "Share of charge requests that fail with 500 (0...1)."),
     ConfigurationKey(
       "unavailable-rate", .number, default: "0", "Share of charge requests that fail with 503 (0...1)."),
+    ConfigurationKey(
+      "error-after-charge-rate", .number, default: "0",
+      "Share of charges that are made and then answered with 500 or 502 (0...1)."),
+    ConfigurationKey(
+      "non-idempotent", .boolean, default: "false",
+      "A repeated Idempotency-Key charges again (as some real providers do)."),
     ConfigurationKey(
       "lost-response-rate", .number, default: "0",
       "Share of charges whose reply is held back past any client timeout (0...1)."),

@@ -28,6 +28,7 @@ public enum PaymentsMigrations {
     migration("dispatcher", 2, "rate limits", PackageResources.dispatcher_0002_rate_limits_sql),
     migration("dispatcher", 3, "work and outbox", PackageResources.dispatcher_0003_work_and_outbox_sql),
     migration("dispatcher", 4, "rate limit calls", PackageResources.dispatcher_0004_rate_limit_calls_sql),
+    migration("dispatcher", 5, "fenced leases", PackageResources.dispatcher_0005_fenced_leases_sql),
   ]
 
   /// The query service's schema.

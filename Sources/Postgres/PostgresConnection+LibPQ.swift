@@ -11,10 +11,23 @@ extension PostgresConnection {
     logger: Logger
   ) throws {
     let timeoutSeconds = max(2, Int(configuration.connectTimeout.components.seconds))
-    let keywords = ["dbname", "application_name", "connect_timeout", "client_encoding"]
-    let values = [
+    var keywords = ["dbname", "application_name", "connect_timeout", "client_encoding"]
+    var values = [
       configuration.connectionString, configuration.applicationName, String(timeoutSeconds), "UTF8",
     ]
+    var sessionSettings = ""
+    if let limits = configuration.limits {
+      let tcpSeconds = max(1, Int(limits.tcpTimeout.components.seconds))
+      keywords += [
+        "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+      ]
+      values += ["1", String(max(1, tcpSeconds - 3)), "1", "3", String(tcpSeconds * 1000)]
+      sessionSettings =
+        "; SET statement_timeout = \(limits.statementTimeout.milliseconds)"
+        + "; SET idle_in_transaction_session_timeout = \(limits.idleInTransactionTimeout.milliseconds)"
+        + "; SET tcp_keepalives_idle = \(max(1, tcpSeconds - 3)); SET tcp_keepalives_interval = 1"
+        + "; SET tcp_keepalives_count = 3; SET tcp_user_timeout = \(tcpSeconds * 1000)"
+    }
     let connection = withCStringArray(keywords) { keywordPointers in
       withCStringArray(values) { valuePointers in
         PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -36,6 +49,7 @@ extension PostgresConnection {
     let setup = PQexec(
       connection,
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET bytea_output = 'hex'; SET IntervalStyle = 'iso_8601'"
+        + sessionSettings
     )
     defer { PQclear(setup) }
     guard let setup, PQresultStatus(setup) == PGRES_COMMAND_OK else {
@@ -340,4 +354,11 @@ private func postgresNoticeReceiver(_ context: UnsafeMutableRawPointer?, _ resul
   let level: Logger.Level =
     severity == "WARNING" ? .warning : (severity == "FATAL" || severity == "PANIC" ? .error : .debug)
   sink.logger.log(level: level, "PostgreSQL \(severity): \(message)")
+}
+
+extension Duration {
+  /// Whole milliseconds (at least 1), for server settings.
+  var milliseconds: Int64 {
+    max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
+  }
 }

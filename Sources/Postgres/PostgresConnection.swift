@@ -13,14 +13,40 @@ public struct PostgresConnectionConfiguration: Sendable {
   public var applicationName: String
   /// How long to wait for a connection to be established.
   public var connectTimeout: Duration
+  /// Bounds on how long anything of this session can hold the server's resources (locks, a
+  /// transaction) when the client stalls or vanishes; `nil` leaves the server's defaults.
+  public var limits: SessionLimits?
+
+  /// Time bounds of a session, so that a client that vanished (a killed process, a cut network)
+  /// cannot hold locks for longer than these.
+  public struct SessionLimits: Sendable, Hashable {
+    /// `statement_timeout`: the longest one statement may run.
+    public var statementTimeout: Duration
+    /// `idle_in_transaction_session_timeout`: the longest a transaction may wait for its client.
+    public var idleInTransactionTimeout: Duration
+    /// TCP keepalives start after this much silence and give up after three unanswered probes a
+    /// second apart; `tcp_user_timeout` drops the connection when sent data stays unacknowledged
+    /// this long (both on the client's and, via the session settings, the server's socket).
+    public var tcpTimeout: Duration
+
+    public init(
+      statementTimeout: Duration = .seconds(10), idleInTransactionTimeout: Duration = .seconds(10),
+      tcpTimeout: Duration = .seconds(10)
+    ) {
+      self.statementTimeout = statementTimeout
+      self.idleInTransactionTimeout = idleInTransactionTimeout
+      self.tcpTimeout = tcpTimeout
+    }
+  }
 
   public init(
     connectionString: String, applicationName: String = "payments",
-    connectTimeout: Duration = .seconds(10)
+    connectTimeout: Duration = .seconds(10), limits: SessionLimits? = nil
   ) {
     self.connectionString = connectionString
     self.applicationName = applicationName
     self.connectTimeout = connectTimeout
+    self.limits = limits
   }
 }
 

@@ -12,12 +12,16 @@ import TLS
 /// - `POST /v1/charges` with an `Idempotency-Key` header and `{"amount", "currency", "source",
 ///   "destination", "description"}`: creates a charge (201), or returns the charge made earlier
 ///   with the same key (200, `Idempotent-Replayed: true`). A key reused with other parameters
-///   is 422.
+///   is 422; a key whose first request is still being answered is 409.
+/// - Non-idempotent mode (``Configuration/nonIdempotent``): a repeated key charges again, as
+///   some real providers and internal ledgers do. Tests of "never charged twice" use it: against
+///   an idempotent sandbox such an assertion could never fail.
 /// - `GET /v1/charges/{id}` and `GET /v1/charges?idempotency_key=K`: a charge, or 404.
 /// - Its own sliding-window rate limit on all `/v1/charges` calls: a call beyond the limit gets
 ///   429 and counts as a window violation.
 /// - Failure injection: rates of 500 and 503 (nothing charged), slow responses, responses lost
-///   after the charge was made (the reply comes only after the client gave up), and amounts or
+///   after the charge was made (the reply comes only after the client gave up), 500 or 502 after
+///   the charge was made (a crashed handler, a proxy that lost the upstream), and amounts or
 ///   source accounts that are always declined (402 with a code and message).
 /// - `GET /v1/ledger` (every charge with its arrival time) and `GET /v1/stats` (not rate limited).
 public struct ProviderSandbox: Sendable {
@@ -31,6 +35,12 @@ public struct ProviderSandbox: Sendable {
     /// Probability that a charge request fails with 500 / 503 before anything is charged.
     public var internalErrorRate = 0.0
     public var unavailableRate = 0.0
+    /// Probability that a charge is made and then answered with 500 or 502 (alternately), as a
+    /// provider whose handler fails after the charge or a proxy that loses the upstream reply does.
+    public var errorAfterChargeRate = 0.0
+    /// A repeated `Idempotency-Key` charges again instead of replaying the first charge (the
+    /// ledger then holds two charges under one key; lookups by key find the first).
+    public var nonIdempotent = false
     /// Probability that a charge is made but the reply is held for ``lostResponseDelay``
     /// (past any sensible client timeout): the client cannot know the outcome.
     public var lostResponseRate = 0.0
@@ -124,6 +134,10 @@ public struct SandboxStats: Codable, Sendable, Hashable {
   /// Requests refused with 429: each is a violation of the sliding-window limit.
   public var windowViolations = 0
   public var idempotentReplays = 0
+  /// Requests refused with 409 because a request with the same key was still being answered.
+  public var conflicts = 0
+  /// Charges made and then answered with 500 or 502.
+  public var errorsAfterCharge = 0
   public var injectedFailures = 0
   public var lostResponses = 0
   public var slowResponses = 0
@@ -134,6 +148,8 @@ public struct SandboxStats: Codable, Sendable, Hashable {
     case calls, charges, declines
     case windowViolations = "window_violations"
     case idempotentReplays = "idempotent_replays"
+    case conflicts
+    case errorsAfterCharge = "errors_after_charge"
     case injectedFailures = "injected_failures"
     case lostResponses = "lost_responses"
     case slowResponses = "slow_responses"
@@ -160,6 +176,8 @@ final class SandboxState: Sendable {
     var ledger: [SandboxCharge] = []
     /// Idempotency key → the request and its outcome (a charge ID or a decline).
     var keys: [String: (request: ChargeRequest, outcome: Outcome)] = [:]
+    /// Keys whose charge request is still being answered (idempotent mode: a second one is 409).
+    var inFlight: Set<String> = []
     var stats = SandboxStats()
     var random: SplitMix64
   }
@@ -213,6 +231,9 @@ final class SandboxState: Sendable {
         400, "invalid_request", "amount must be positive; currency, source and destination are required")
     }
     switch decide(key: key, body: body, arrived: arrived) {
+    case .inProgress:
+      return Self.error(
+        409, "idempotency_key_in_use", "a request with Idempotency-Key \(key) is still being processed")
     case .replay(let earlier, let outcome):
       guard earlier == body else {
         return Self.error(
@@ -231,27 +252,57 @@ final class SandboxState: Sendable {
         status, status == 500 ? "internal_error" : "unavailable", "injected failure; nothing was charged")
     case .decline(let code, let message):
       return Self.error(402, code, message)
-    case .charged(let charge, let lost, let slow):
-      if lost { try await Task.sleep(for: configuration.lostResponseDelay) }
-      if slow { try await Task.sleep(for: configuration.slowDelay) }
+    case .charged(let charge, let reply):
+      defer { finished(key) }
+      switch reply {
+      case .lost: try await Task.sleep(for: configuration.lostResponseDelay)
+      case .slow: try await Task.sleep(for: configuration.slowDelay)
+      case .error(let status):
+        return Self.error(status, "internal_error", "the charge was made, but its reply was lost")
+      case .normal: break
+      }
       return try Self.json(charge, status: 201)
     }
   }
 
+  /// How the reply to a charge that was made goes out.
+  enum Reply: Equatable {
+    case normal
+    case slow
+    /// Held past any client timeout.
+    case lost
+    /// An error status (500 or 502) although the charge was made.
+    case error(Int)
+  }
+
   enum Decision {
+    /// Idempotent mode: a request with this key is still being answered.
+    case inProgress
     case replay(ChargeRequest, Outcome)
     case fail(Int)
     case decline(String, String)
-    case charged(SandboxCharge, lost: Bool, slow: Bool)
+    /// Charged; the caller answers as `reply` says and then calls ``finished(_:)``.
+    case charged(SandboxCharge, reply: Reply)
+  }
+
+  /// The reply to the charge request with `key` went out.
+  func finished(_ key: String) {
+    state.withLock { _ = $0.inFlight.remove(key) }
   }
 
   /// The provider's decision on a charge request (and its bookkeeping), shared by both API
   /// flavours.
   func decide(key: String, body: ChargeRequest, arrived: Date) -> Decision {
     state.withLock { state -> Decision in
-      if let earlier = state.keys[key] {
-        state.stats.idempotentReplays += 1
-        return .replay(earlier.request, earlier.outcome)
+      if !configuration.nonIdempotent {
+        if state.inFlight.contains(key) {
+          state.stats.conflicts += 1
+          return .inProgress
+        }
+        if let earlier = state.keys[key] {
+          state.stats.idempotentReplays += 1
+          return .replay(earlier.request, earlier.outcome)
+        }
       }
       let roll = Double(state.random.next() >> 11) / Double(1 << 53)
       if roll < configuration.internalErrorRate {
@@ -277,14 +328,24 @@ final class SandboxState: Sendable {
         status: "succeeded", arrivedAtMicros: Int64((arrived.timeIntervalSince1970 * 1_000_000).rounded()))
       state.charges[charge.id] = charge
       state.ledger.append(charge)
-      state.keys[key] = (body, .charged(charge.id))
+      if state.keys[key] == nil { state.keys[key] = (body, .charged(charge.id)) }
       state.stats.charges += 1
+      state.inFlight.insert(key)
       let second = Double(state.random.next() >> 11) / Double(1 << 53)
-      let lost = second < configuration.lostResponseRate
-      let slow = !lost && second < configuration.lostResponseRate + configuration.slowRate
-      if lost { state.stats.lostResponses += 1 }
-      if slow { state.stats.slowResponses += 1 }
-      return .charged(charge, lost: lost, slow: slow)
+      var reply = Reply.normal
+      if second < configuration.lostResponseRate {
+        reply = .lost
+        state.stats.lostResponses += 1
+      } else if second < configuration.lostResponseRate + configuration.slowRate {
+        reply = .slow
+        state.stats.slowResponses += 1
+      } else if second < configuration.lostResponseRate + configuration.slowRate
+        + configuration.errorAfterChargeRate
+      {
+        reply = .error(state.stats.errorsAfterCharge % 2 == 0 ? 500 : 502)
+        state.stats.errorsAfterCharge += 1
+      }
+      return .charged(charge, reply: reply)
     }
   }
 
@@ -343,15 +404,23 @@ final class SandboxState: Sendable {
       amount: body.amountMinor, currency: body.currency, source: body.payer, destination: body.payee,
       description: nil)
     switch decide(key: body.requestID, body: charge, arrived: arrived) {
+    case .inProgress:
+      return try Self.json(HMACResult(result: "error", code: "request_in_progress", reference: ""))
     case .replay(_, .charged(let id)):
       return try Self.json(HMACResult(result: "approved", code: "", reference: id))
     case .replay(_, .declined(let code, _)), .decline(let code, _):
       return try Self.json(HMACResult(result: "declined", code: code, reference: ""))
     case .fail:
       return try Self.json(HMACResult(result: "error", code: "temporarily_unavailable", reference: ""))
-    case .charged(let charge, let lost, let slow):
-      if lost { try await Task.sleep(for: configuration.lostResponseDelay) }
-      if slow { try await Task.sleep(for: configuration.slowDelay) }
+    case .charged(let charge, let reply):
+      defer { finished(body.requestID) }
+      switch reply {
+      case .lost: try await Task.sleep(for: configuration.lostResponseDelay)
+      case .slow: try await Task.sleep(for: configuration.slowDelay)
+      case .error(let status):
+        return Response(status: .init(code: status))
+      case .normal: break
+      }
       return try Self.json(HMACResult(result: "approved", code: "", reference: charge.id))
     }
   }

@@ -10,12 +10,12 @@ public import RPCStandardServices
 @discardableResult
 public func updateReadiness(
   health: HealthService, services: [String], pool: PostgresConnectionPool, kafka: KafkaProducer,
-  shutdown: ShutdownSignal
+  shutdown: ShutdownSignal, also: @Sendable () -> Bool = { true }
 ) async -> Bool {
   async let database = (try? await pool.query("SELECT 1")) != nil
   async let brokers = kafka.brokersReachable(timeout: .seconds(2))
   let (databaseReachable, brokersReachable) = await (database, brokers)
-  let ready = databaseReachable && brokersReachable && !shutdown.isTriggered
+  let ready = databaseReachable && brokersReachable && !shutdown.isTriggered && also()
   for service in [""] + services { health.setStatus(ready ? .serving : .notServing, forService: service) }
   return ready
 }
@@ -24,10 +24,11 @@ public func updateReadiness(
 /// `interval` until the task is cancelled.
 public func watchReadiness(
   health: HealthService, services: [String], pool: PostgresConnectionPool, kafka: KafkaProducer,
-  shutdown: ShutdownSignal, interval: Duration = .seconds(2)
+  shutdown: ShutdownSignal, interval: Duration = .seconds(2), also: @Sendable () -> Bool = { true }
 ) async {
   while !Task.isCancelled {
-    await updateReadiness(health: health, services: services, pool: pool, kafka: kafka, shutdown: shutdown)
+    await updateReadiness(
+      health: health, services: services, pool: pool, kafka: kafka, shutdown: shutdown, also: also)
     if shutdown.isTriggered {
       await sleepUntilCancelled()  // NOT_SERVING from now on; the caller's group ends this task
       return

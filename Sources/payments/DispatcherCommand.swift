@@ -46,6 +46,17 @@ struct DispatcherCommand: AsyncParsableCommand {
   @Option(help: "Provider calls per second, shared by all instances (per provider).")
   var rateLimit: Int?
 
+  @Option(
+    name: .customLong("rate-limit-group"),
+    help: "Providers that share one limit (one upstream account), as PROVIDER=GROUP (repeatable).")
+  var rateLimitGroups: [String] = []
+
+  @Option(
+    help:
+      "Seconds a claimed payment stays with an instance, from the claim and from each call's start; at least every provider's timeout plus 1 s."
+  )
+  var lease: Double?
+
   @Option(help: "Timeout of one provider call, in seconds.")
   var providerTimeout: Double?
 
@@ -84,6 +95,16 @@ struct DispatcherCommand: AsyncParsableCommand {
     configuration.workers = try settings.integer("workers", flag: workers, in: 1...1000)!
     configuration.rateLimiter.defaultLimit = try settings.integer(
       "rate-limit", flag: rateLimit, in: 1...100_000)!
+    for entry in settings.list("rate-limit-groups", flag: rateLimitGroups) {
+      let parts = entry.split(separator: "=", maxSplits: 1)
+      guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+        throw settings.invalid(
+          "rate-limit-groups", flag: rateLimitGroups, reason: "has '\(entry)'; expected PROVIDER=GROUP")
+      }
+      configuration.rateLimiter.groups[String(parts[0])] = String(parts[1])
+    }
+    let leaseSeconds = try settings.number("lease", flag: lease, in: 0.1...86400)!
+    configuration.lease = .milliseconds(Int64(leaseSeconds * 1000))
     let timeout = try settings.number("provider-timeout", flag: providerTimeout, in: 0.001...3600)!
     configuration.providerTimeout = .milliseconds(Int64(timeout * 1000))
     let defaultRetry = RetrySettings(
@@ -154,6 +175,11 @@ struct DispatcherCommand: AsyncParsableCommand {
       throw settings.invalid(
         "default-provider", flag: self.defaultProvider.map { [$0] },
         reason: "is not among the configured providers")
+    }
+    do {
+      try configuration.validate()
+    } catch let error as DispatcherServer.InvalidConfiguration {
+      throw ConfigurationError("configuration key 'lease': \(error)")
     }
     let dispatcher = DispatcherServer(configuration: configuration, logger: logger)
     try await server.run("dispatcher health", logger: logger) { try await dispatcher.run(onListening: $0) }

@@ -31,6 +31,14 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
   @Option(help: "Share of charge requests that fail with 503 (0...1).")
   var unavailableRate: Double?
 
+  @Option(help: "Share of charges that are made and then answered with 500 or 502 (0...1).")
+  var errorAfterChargeRate: Double?
+
+  @Flag(
+    inversion: .prefixedNo,
+    help: "A repeated Idempotency-Key charges again (as some real providers do). Default: off.")
+  var nonIdempotent: Bool?
+
   @Option(help: "Share of charges whose reply is held back past any client timeout (0...1).")
   var lostResponseRate: Double?
 
@@ -62,6 +70,9 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
     configuration.internalErrorRate = try settings.number(
       "internal-error-rate", flag: internalErrorRate, in: 0...1)!
     configuration.unavailableRate = try settings.number("unavailable-rate", flag: unavailableRate, in: 0...1)!
+    configuration.errorAfterChargeRate = try settings.number(
+      "error-after-charge-rate", flag: errorAfterChargeRate, in: 0...1)!
+    configuration.nonIdempotent = try settings.boolean("non-idempotent", flag: nonIdempotent)!
     configuration.lostResponseRate = try settings.number(
       "lost-response-rate", flag: lostResponseRate, in: 0...1)!
     let lostSeconds = try settings.number("lost-response-seconds", flag: lostResponseSeconds, in: 0...3600)!

@@ -120,6 +120,43 @@ struct RateLimiterTests {
     }
   }
 
+  @Test(
+    "a late answer never shortens a call's count: departures delayed beyond the slack (a stalled process) with lost answers",
+    arguments: [1, 2])
+  func lateAnswersExtend(limit: Int) {
+    var timing = LimiterSimulation.Timing()
+    // Up to 1.9 s between grant and departure (the slack is 1 s), and a fifth of the answers lost
+    // (the caller gives up at its 2-s timeout, counted from the departure): the give-up comes
+    // after the latest arrival the grant assumed, and the call must count until then.
+    timing.departure = 0...1_900_000
+    timing.lostShare = 0.2
+    var violations = 0
+    for seed in 1...20 as ClosedRange<UInt64> {
+      let simulation = LimiterSimulation(rule: RateLimitWindow(limit: limit), timing: timing)
+      let arrivals = simulation.run(workers: 6, duration: 60_000_000, seed: seed)
+      #expect(arrivals.count > 10 * limit)
+      if busiestWindow(arrivals, length: 1_000_000) > limit { violations += 1 }
+    }
+    #expect(violations == 0, "limit \(limit): \(violations) of 20 runs broke the window")
+  }
+
+  @Test(
+    "a cancelled grant (no request left) frees its place at once; a finished one a window after its answer")
+  func cancelFreesAtOnce() {
+    let rule = RateLimitWindow(limit: 1)
+    let (_, held) = rule.reserve(calls: [], now: 0, id: 1, maximumCallDuration: .seconds(3))
+    #expect(rule.reserve(calls: held, now: 10, id: 2, maximumCallDuration: .seconds(3)).0 != .granted)
+    let cancelled = rule.cancel(calls: held, id: 1)
+    #expect(cancelled.isEmpty)
+    #expect(rule.reserve(calls: cancelled, now: 10, id: 2, maximumCallDuration: .seconds(3)).0 == .granted)
+    // A finished call cannot be cancelled: its request left.
+    let finished = rule.finish(calls: held, id: 1, now: 5)
+    #expect(rule.cancel(calls: finished, id: 1) == finished)
+    // An answer later than the latest arrival the grant assumed extends the count.
+    let late = rule.finish(calls: held, id: 1, now: 3_500_000)
+    #expect(late.first?.until == 3_500_000)
+  }
+
   @Test("the rule is what keeps the limit: without the wait for answers, the same simulation breaks it")
   func controlBreaks() {
     // A rule that forgets calls a window after their grant (what a limiter that trusts calls to
@@ -264,6 +301,51 @@ struct RateLimiterTests {
     let rows = try await pool.query(
       "SELECT cardinality(call_ids), call_finished FROM dispatcher.rate_limits WHERE provider = 'sandbox'")
     #expect(try rows[0].decode(Int.self, at: 0) <= 2, "only the calls that may still count are kept")
+    await pool.close()
+  }
+}
+
+@Suite("Global rate limiter: the row is the one source of truth")
+struct RateLimiterRowTests {
+  @Test(
+    "the first instance's limit is stored; an instance configured otherwise obeys the row; grouped providers share one limit; a cancelled grant frees its place"
+  )
+  func rowAndGroups() async throws {
+    let url = try await TestPostgres.shared.makeDatabase()
+    let pool = PostgresConnectionPool(
+      connectionString: url, maximumConnections: 3, logger: quietLogger("limiter"))
+    try await PostgresMigrator(pool: pool, logger: quietLogger("migrate")).migrate(PaymentsMigrations.all)
+    var first = PostgresRateLimiter.Configuration()
+    first.defaultLimit = 1
+    first.groups = ["alpha": "upstream", "beta": "upstream"]
+    var second = first
+    second.defaultLimit = 50  // disagrees with the row the first one writes
+    let limiterA = PostgresRateLimiter(pool: pool, configuration: first, logger: quietLogger("limiter"))
+    let limiterB = PostgresRateLimiter(pool: pool, configuration: second, logger: quietLogger("limiter"))
+    let grant = try await limiterA.acquire("alpha")
+    #expect(grant.group == "upstream")
+    let row = try await pool.query(
+      "SELECT call_limit, window_us FROM dispatcher.rate_limits WHERE provider = 'upstream'")
+    #expect(try row[0].decode(Int.self, at: 0) == 1)
+    #expect(try row[0].decode(Int64.self, at: 1) == 1_000_000)
+    // B (limit 50 in its flags) asks for "beta", in the same group: the row's limit of 1 applies,
+    // so it must wait while A's call is in flight.
+    let stop = Mutex(false)
+    let waited = Task { try await limiterB.acquire("beta", unless: { stop.withLock { $0 } }) }
+    try await Task.sleep(for: .milliseconds(300))
+    stop.withLock { $0 = true }
+    #expect(try await waited.value == nil, "the stored limit of 1 held B back")
+    #expect(limiterB.storedRule(for: "beta")?.limit == 1)
+    // A gives its grant back unused: the place is free at once.
+    await limiterA.cancel(grant)
+    let left = try await pool.query(
+      "SELECT cardinality(call_ids) FROM dispatcher.rate_limits WHERE provider = 'upstream'")
+    #expect(try left[0].decode(Int.self, at: 0) == 0, "nothing counts after the cancel")
+    let next = try await limiterB.acquire("beta")
+    await limiterB.finish(next)
+    let calls = try await pool.query(
+      "SELECT cardinality(call_ids) FROM dispatcher.rate_limits WHERE provider = 'upstream'")
+    #expect(try calls[0].decode(Int.self, at: 0) == 1, "the cancelled grant is gone, the finished one counts")
     await pool.close()
   }
 }

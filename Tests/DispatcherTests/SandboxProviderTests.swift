@@ -70,6 +70,78 @@ struct SandboxProviderTests {
     }
   }
 
+  @Test(
+    "every HTTP status: only 2xx is success; only 'not processed' answers are transient; the rest may have charged"
+  )
+  func statusClasses() {
+    let success = Array(#"{"id":"ch_1"}"#.utf8)
+    let error = Array(#"{"error":{"code":"card_declined","message":"no"}}"#.utf8)
+    for status in 100...599 {
+      let outcome = SandboxProvider.classify(
+        status: status, body: (200..<300).contains(status) ? success : error)
+      switch status {
+      case 200..<300: #expect(outcome == .succeeded(reference: "ch_1"), "\(status)")
+      case 400, 402, 404, 422:
+        #expect(outcome == .permanentFailure(code: "card_declined", message: "no"), "\(status)")
+      case 429, 503:
+        guard case .transientFailure = outcome else { return #expect(Bool(false), "\(status): \(outcome)") }
+      case 401, 403:
+        guard case .configurationError = outcome else { return #expect(Bool(false), "\(status): \(outcome)") }
+      default:
+        // 408, 409, 500, 502, 504, redirects, anything unexpected: the money may have moved.
+        guard case .unknown = outcome else { return #expect(Bool(false), "\(status): \(outcome)") }
+      }
+    }
+    guard case .unknown = SandboxProvider.classify(status: 201, body: Array("garbage".utf8)) else {
+      return #expect(Bool(false), "an unreadable success is unknown")
+    }
+  }
+
+  @Test(
+    "the realistic sandbox: 5xx after the charge and 409 while in progress are unknown; non-idempotent mode charges twice"
+  )
+  func realisticSandbox() async throws {
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.errorAfterChargeRate = 1
+    }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      for key in ["e1", "e2"] {
+        guard case .unknown = await provider.charge(chargeRequest(key)) else {
+          return #expect(Bool(false), "a 500/502 after the charge is unknown")
+        }
+        guard case .charged = await provider.inquire(idempotencyKey: key) else {
+          return #expect(Bool(false), "and the inquiry finds the charge")
+        }
+      }
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.slowRate = 1
+      $0.slowDelay = .milliseconds(800)
+    }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      async let first = provider.charge(chargeRequest("c1"))
+      try await Task.sleep(for: .milliseconds(200))
+      let second = await provider.charge(chargeRequest("c1"))
+      guard case .unknown = second else {
+        return #expect(Bool(false), "409 while the first request is in progress is unknown: \(second)")
+      }
+      guard case .succeeded = await first else { return #expect(Bool(false), "the first one charges") }
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.nonIdempotent = true
+    }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      guard case .succeeded(let first) = await provider.charge(chargeRequest("n1")),
+        case .succeeded(let second) = await provider.charge(chargeRequest("n1"))
+      else { return #expect(Bool(false), "both charges succeed") }
+      #expect(first != second, "a repeated key charges again")
+      #expect(await provider.inquire(idempotencyKey: "n1") == .charged(reference: first))
+    }
+  }
+
   @Test("a refused connection is transient: nothing reached the provider")
   func refused() async throws {
     let port = try freePort()
@@ -101,12 +173,15 @@ struct HMACPayProviderTests {
       #expect(
         await provider.charge(chargeRequest("h2", amount: 402))
           == .permanentFailure(code: "card_declined", message: "declined by hmacpay"))
-      // A wrong secret is refused for good, not retried.
+      // A wrong secret is the platform's fault, not the payment's: a configuration error (the
+      // payment waits and the instance reports it), never a permanent failure of the payment.
       let forged = HMACPayProvider(baseURL: base, secret: "wrong", client: client)
-      guard case .permanentFailure(let code, _) = await forged.charge(chargeRequest("h3")) else {
-        return #expect(Bool(false), "a bad signature is permanent")
+      guard case .configurationError = await forged.charge(chargeRequest("h3")) else {
+        return #expect(Bool(false), "a bad signature is a configuration error")
       }
-      #expect(code == "bad_signature")
+      guard case .configurationError = await forged.inquire(idempotencyKey: "h1") else {
+        return #expect(Bool(false), "also for inquiries")
+      }
     }
     try await withSandbox({
       $0.rateLimit = 1000

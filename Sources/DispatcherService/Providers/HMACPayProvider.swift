@@ -11,9 +11,10 @@ import TLS
 /// codes, not statuses.
 ///
 /// Classification: `approved` → success; `declined` → permanent failure with its code;
-/// `error` with `rate_limited` or `temporarily_unavailable` → transient, with any other code
-/// (`bad_signature`, `invalid_request`) → permanent; a non-200 status → transient; a timeout or
-/// a lost connection → unknown.
+/// `error` with `rate_limited` or `temporarily_unavailable` → transient; `bad_signature` →
+/// configuration error (the platform's secret is wrong: the payment is not at fault);
+/// `invalid_request` → permanent; any other answer — `request_in_progress`, an unknown code, a
+/// non-200 status, a timeout or a lost connection — → unknown (the money may have moved).
 public struct HMACPayProvider: PaymentProvider {
   public let name: String
   private let baseURL: String
@@ -48,7 +49,7 @@ public struct HMACPayProvider: PaymentProvider {
     let answer: Result
     do {
       guard let result = try await post("/hmacpay/v2/payments", body) else {
-        return .transientFailure(reason: "the provider answered with an error status")
+        return .unknown(reason: "the provider answered with an error status; the charge may have been made")
       }
       answer = result
     } catch {
@@ -59,8 +60,13 @@ public struct HMACPayProvider: PaymentProvider {
     case ("declined", let code): return .permanentFailure(code: code, message: "declined by \(name)")
     case ("error", "rate_limited"), ("error", "temporarily_unavailable"):
       return .transientFailure(reason: "\(name): \(answer.code)")
+    case ("error", "bad_signature"):
+      return .configurationError(reason: "\(name) refused the request signature (check hmac.secret)")
+    case ("error", "invalid_request"):
+      return .permanentFailure(code: answer.code, message: "\(name) refused the request as invalid")
     default:
-      return .permanentFailure(code: answer.code, message: "\(name) refused the request (\(answer.result))")
+      return .unknown(
+        reason: "\(name) answered \(answer.result)/\(answer.code); the charge may have been made")
     }
   }
 
@@ -73,6 +79,8 @@ public struct HMACPayProvider: PaymentProvider {
       case "approved": return .charged(reference: answer.reference)
       case "declined": return .declined(code: answer.code, message: "declined by \(name)")
       case "unknown_request": return .notCharged
+      case "error" where answer.code == "bad_signature":
+        return .configurationError(reason: "\(name) refused the request signature (check hmac.secret)")
       default: return .unavailable(reason: "\(name): \(answer.code)")
       }
     } catch {

@@ -22,15 +22,29 @@ public struct ProviderChargeRequest: Sendable, Hashable {
 }
 
 /// What became of a provider call, in the outcome classes of ARCHITECTURE.md §5.
+///
+/// The classes differ in what they say about the money: only ``succeeded(reference:)`` says
+/// it moved; ``permanentFailure(code:message:)``, ``transientFailure(reason:)`` and
+/// ``configurationError(reason:)`` say for certain that it did not; ``unknown(reason:)`` says
+/// nothing. An adapter that is not sure which one an answer means must say `unknown`: the
+/// dispatcher then asks before it charges again or fails the payment, which costs one inquiry,
+/// while a wrong "not charged" costs the payer a second charge.
 public enum ProviderOutcome: Sendable, Hashable {
   /// Charged; `reference` is the provider's ID of the charge.
   case succeeded(reference: String)
-  /// Will never succeed (declined, invalid): the payment fails with this code and message.
+  /// A definitive refusal that charged nothing (declined, invalid request): the payment fails
+  /// with this code and message.
   case permanentFailure(code: String, message: String)
-  /// Nothing was charged and trying again later may work (5xx, 429, connection refused).
+  /// The provider says it did not process the request and trying again later may work (429,
+  /// 503, a refused connection).
   case transientFailure(reason: String)
-  /// The call may or may not have charged (timeout, connection lost mid-call): ask the provider
-  /// before any new charge call.
+  /// The provider refused the platform's own credentials or configuration (401, 403, a bad
+  /// signature): nothing was charged, and the payment is not at fault. The dispatcher keeps the
+  /// payment, backs off, and reports the provider as misconfigured (health, metric, log).
+  case configurationError(reason: String)
+  /// The call may or may not have charged (timeout, connection lost after sending, 500, 502, 504,
+  /// 408, 409 "in progress", an unreadable answer): ask the provider before any new charge call
+  /// and before any decision to fail the payment.
   case unknown(reason: String)
 }
 
@@ -44,6 +58,9 @@ public enum ProviderInquiry: Sendable, Hashable {
   case declined(code: String, message: String)
   /// The provider could not answer now (the inquiry itself failed): ask again later.
   case unavailable(reason: String)
+  /// The provider refused the platform's credentials (401, 403, a bad signature): ask again
+  /// later, and report the provider as misconfigured.
+  case configurationError(reason: String)
 }
 
 /// One external payment provider behind one interface (ARCHITECTURE.md §8): the strategy the

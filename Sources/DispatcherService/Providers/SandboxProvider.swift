@@ -9,9 +9,12 @@ import NIOHTTP1
 /// JSON over HTTP, an `Idempotency-Key` header, errors as HTTP statuses with
 /// `{"error": {"code", "message"}}`.
 ///
-/// Classification: 2xx → success; 402, 400, 404, 422 → permanent failure with the provider's
-/// code; 429 and 5xx, and a refused connection → transient; a timeout or a connection lost after
-/// the request was sent → unknown.
+/// Classification (``classify(status:body:)``): 2xx → success; 402, 400, 404, 422 → permanent
+/// failure with the provider's code; 429 and 503 (the provider did not process the request) and
+/// a refused connection → transient; 401 and 403 (the platform's credentials) → configuration
+/// error; anything else — 408, 409 (a request with the key in progress), 500, 502, 504, other
+/// statuses, a timeout, a connection lost after the request was sent, an unreadable success —
+/// → unknown: the money may have moved, so the dispatcher asks before deciding.
 public struct SandboxProvider: PaymentProvider {
   public let name: String
   private let baseURL: String
@@ -68,20 +71,30 @@ public struct SandboxProvider: PaymentProvider {
     } catch {
       return Self.classify(error)
     }
-    switch response.status {
+    return Self.classify(status: response.status, body: Array(response.body.readableBytesView))
+  }
+
+  /// The outcome class of a charge answer with HTTP `status` and `body`.
+  public static func classify(status: Int, body: [UInt8]) -> ProviderOutcome {
+    let body = ByteBuffer(bytes: body)
+    switch status {
     case 200..<300:
-      guard let charge = try? JSONDecoder().decode(Charge.self, from: response.body) else {
-        return .unknown(reason: "the provider answered \(response.status) with an unreadable body")
+      guard let charge = try? JSONDecoder().decode(Charge.self, from: body) else {
+        return .unknown(reason: "the provider answered \(status) with an unreadable body")
       }
       return .succeeded(reference: charge.id)
-    case 429, 500..<600:
-      return .transientFailure(
-        reason: "the provider answered \(response.status)\(Self.detail(response.body))")
-    default:
-      let error = try? JSONDecoder().decode(ErrorBody.self, from: response.body)
+    case 400, 402, 404, 422:
+      let error = try? JSONDecoder().decode(ErrorBody.self, from: body)
       return .permanentFailure(
-        code: error?.error.code ?? "http_\(response.status)",
-        message: error?.error.message ?? "the provider refused the charge with HTTP \(response.status)")
+        code: error?.error.code ?? "http_\(status)",
+        message: error?.error.message ?? "the provider refused the charge with HTTP \(status)")
+    case 429, 503:
+      return .transientFailure(reason: "the provider answered \(status)\(detail(body))")
+    case 401, 403:
+      return .configurationError(
+        reason: "the provider refused the platform's credentials with HTTP \(status)\(detail(body))")
+    default:
+      return .unknown(reason: "the provider answered \(status)\(detail(body)); the charge may have been made")
     }
   }
 
@@ -107,6 +120,9 @@ public struct SandboxProvider: PaymentProvider {
     case 402:
       let error = try? JSONDecoder().decode(ErrorBody.self, from: response.body)
       return .declined(code: error?.error.code ?? "declined", message: error?.error.message ?? "declined")
+    case 401, 403:
+      return .configurationError(
+        reason: "the provider refused the platform's credentials with HTTP \(response.status)")
     default:
       return .unavailable(reason: "the provider answered \(response.status)\(Self.detail(response.body))")
     }
