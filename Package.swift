@@ -68,7 +68,9 @@ let package = Package(
 
     // MARK: Infrastructure wrappers (no payment logic; nothing above them sees a C type)
     .target(name: "Postgres", dependencies: ["CLibPQ", .logging]),
-    .target(name: "Kafka", dependencies: ["CRDKafka", .logging]),
+    // C helpers for librdkafka's variadic API, in a .c file so that sanitizers instrument them.
+    .target(name: "CRDKafkaShim", dependencies: ["CRDKafka"]),
+    .target(name: "Kafka", dependencies: ["CRDKafka", "CRDKafkaShim", .logging]),
     .target(name: "HTTP2", dependencies: ["CNGHTTP2"]),
     .target(name: "TLS", dependencies: ["COpenSSL"]),
 
@@ -179,7 +181,8 @@ let package = Package(
     // MARK: Test support and tests
     .target(name: "PaymentsTestSupport", dependencies: ["DevStack", "Postgres", "Kafka", .logging]),
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
-    .testTarget(name: "KafkaTests", dependencies: ["Kafka", "PaymentsTestSupport"]),
+    .testTarget(
+      name: "KafkaTests", dependencies: ["Kafka", "CRDKafka", "CRDKafkaShim", "PaymentsTestSupport"]),
     .testTarget(name: "ContractTests", dependencies: ["PaymentsTestSupport"]),
     .testTarget(
       name: "PaymentsConfigurationTests",

@@ -1,4 +1,5 @@
 import CRDKafka
+import CRDKafkaShim
 import Foundation
 public import Logging
 import Synchronization

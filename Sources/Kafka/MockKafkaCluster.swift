@@ -1,4 +1,5 @@
 import CRDKafka
+import CRDKafkaShim
 public import Logging
 
 /// A Kafka cluster for development and tests: librdkafka's built-in mock cluster

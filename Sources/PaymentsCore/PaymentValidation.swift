@@ -1,4 +1,5 @@
 public import PaymentsProto
+import ProtobufRuntime
 
 /// One problem with one field of a request: `field` is the proto field path
 /// (`amount.currency`), `problem` says what is wrong in words a client developer can act on.
@@ -21,6 +22,10 @@ public struct PaymentOrderRules: Sendable {
   /// The providers a request may name in `provider` (empty: any name is refused).
   public var knownProviders: Set<String>
 
+  // Text limits count Unicode scalar values (code points), at most 4 UTF-8 bytes each, not
+  // grapheme clusters: one "character" can be arbitrarily many bytes ("a" and 600,000 combining
+  // marks), and what must fit is the encoded order (a Kafka record of at most 1 MB). With every
+  // field at its limit an order is about 48 KB (``maximumEncodedOrderBytes`` is checked too).
   public static let maximumIdempotencyKeyLength = 255
   public static let maximumAccountIDLength = 64
   public static let maximumNameLength = 200
@@ -28,6 +33,9 @@ public struct PaymentOrderRules: Sendable {
   public static let maximumMetadataEntries = 20
   public static let maximumMetadataKeyLength = 40
   public static let maximumMetadataValueLength = 500
+  public static let maximumProviderLength = 64
+  /// The most bytes a whole encoded request may have (far below Kafka's 1 MB record limit).
+  public static let maximumEncodedOrderBytes = 64 * 1024
 
   /// Rules with a maximum amount of 10^12 minor units (10 billion in a 2-decimal currency).
   public init(maximumAmountMinor: Int64 = 1_000_000_000_000, knownProviders: Set<String> = []) {
@@ -46,7 +54,7 @@ public struct PaymentOrderRules: Sendable {
     if key.isEmpty {
       add("idempotency_key", "is required")
     } else if key.utf8.count > Self.maximumIdempotencyKeyLength {
-      add("idempotency_key", "must be at most \(Self.maximumIdempotencyKeyLength) characters")
+      add("idempotency_key", "must be at most \(Self.maximumIdempotencyKeyLength) bytes")
     } else if !key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
       add("idempotency_key", "must be visible ASCII characters only (no spaces or control characters)")
     }
@@ -74,8 +82,8 @@ public struct PaymentOrderRules: Sendable {
       add("payee.account_id", "must differ from payer.account_id")
     }
 
-    if request.description.count > Self.maximumDescriptionLength {
-      add("description", "must be at most \(Self.maximumDescriptionLength) characters")
+    if request.description.unicodeScalars.count > Self.maximumDescriptionLength {
+      add("description", "must be at most \(Self.maximumDescriptionLength) characters (Unicode code points)")
     }
     if request.description.utf8.contains(0) { add("description", "must not contain NUL characters") }
 
@@ -83,20 +91,32 @@ public struct PaymentOrderRules: Sendable {
       add("metadata", "must have at most \(Self.maximumMetadataEntries) entries")
     }
     for (entryKey, value) in request.metadata.sorted(by: { $0.key < $1.key }) {
-      if entryKey.isEmpty || entryKey.count > Self.maximumMetadataKeyLength || entryKey.utf8.contains(0) {
+      if entryKey.isEmpty || entryKey.unicodeScalars.count > Self.maximumMetadataKeyLength
+        || entryKey.utf8.contains(0)
+      {
         add(
-          "metadata", "key '\(Self.quoted(entryKey))' must be 1-\(Self.maximumMetadataKeyLength) characters")
+          "metadata",
+          "key '\(Self.quoted(entryKey))' must be 1-\(Self.maximumMetadataKeyLength) characters (Unicode code points), without NUL"
+        )
       }
-      if value.count > Self.maximumMetadataValueLength || value.utf8.contains(0) {
+      if value.unicodeScalars.count > Self.maximumMetadataValueLength || value.utf8.contains(0) {
         add(
           "metadata[\(Self.quoted(entryKey))]",
-          "value must be at most \(Self.maximumMetadataValueLength) characters, without NUL")
+          "value must be at most \(Self.maximumMetadataValueLength) characters (Unicode code points), without NUL"
+        )
       }
     }
 
-    if !request.provider.isEmpty, !knownProviders.contains(request.provider) {
+    if request.provider.utf8.count > Self.maximumProviderLength {
+      add("provider", "must be at most \(Self.maximumProviderLength) bytes")
+    } else if !request.provider.isEmpty, !knownProviders.contains(request.provider) {
       let known = knownProviders.sorted().joined(separator: ", ")
       add("provider", "'\(Self.quoted(request.provider))' is not a known provider (known: \(known))")
+    }
+    // Unknown fields are kept (and relayed): the whole message must fit, too.
+    let encoded = request.serializedBytes().count
+    if encoded > Self.maximumEncodedOrderBytes {
+      add("(request)", "is \(encoded) bytes encoded; at most \(Self.maximumEncodedOrderBytes) are accepted")
     }
     return violations
   }
@@ -108,13 +128,17 @@ public struct PaymentOrderRules: Sendable {
     let id = party.accountID
     if id.isEmpty {
       add("\(field).account_id", "is required")
-    } else if id.count > Self.maximumAccountIDLength {
-      add("\(field).account_id", "must be at most \(Self.maximumAccountIDLength) characters")
+    } else if id.unicodeScalars.count > Self.maximumAccountIDLength {
+      add(
+        "\(field).account_id",
+        "must be at most \(Self.maximumAccountIDLength) characters (Unicode code points)")
     } else if id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
       add("\(field).account_id", "must not contain control characters")
     }
-    if party.name.count > Self.maximumNameLength || party.name.utf8.contains(0) {
-      add("\(field).name", "must be at most \(Self.maximumNameLength) characters, without NUL")
+    if party.name.unicodeScalars.count > Self.maximumNameLength || party.name.utf8.contains(0) {
+      add(
+        "\(field).name",
+        "must be at most \(Self.maximumNameLength) characters (Unicode code points), without NUL")
     }
   }
 

@@ -4,6 +4,7 @@ public import PaymentsProto
 import ProtobufRuntime
 public import RPCCore
 public import ServiceKit
+import Synchronization
 
 /// `payments.v1.PaymentQueryService`: reads the read model, for the calling client only.
 ///
@@ -29,6 +30,7 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
   private let feed: PaymentChangeFeed
   private let configuration: Configuration
   private let shutdown: ShutdownSignal
+  private let tokenKey = CachedKey()
 
   /// - Parameter shutdown: when it triggers, running watches end with `UNAVAILABLE` (the client
   ///   watches again, on another instance) instead of being cut off when the server closes.
@@ -61,6 +63,13 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     case .idempotencyKey(let key)?:
       guard !key.isEmpty, key.utf8.count <= PaymentOrderRules.maximumIdempotencyKeyLength else {
         throw RPCError(.invalidArgument, "idempotency_key must be 1-255 characters")
+      }
+      // The same rule as SubmitPayment's: no stored key can be anything else (and PostgreSQL
+      // text cannot hold NUL, which would otherwise surface as UNAVAILABLE, "retry later").
+      guard key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+        throw RPCError(
+          .invalidArgument,
+          "idempotency_key must be visible ASCII characters only (no spaces or control characters)")
       }
       read = { try await readModel.payment(idempotencyKey: key, clientID: client) }
       subscription = nil
@@ -118,19 +127,44 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
         filter.statuses.append(status.rawValue)
       }
     }
-    filter.createdAfter = request.createdAfter?.date
-    filter.createdBefore = request.createdBefore?.date
+    // Range-checked before any arithmetic on them.
+    if let after = request.createdAfter {
+      if let problem = after.rangeProblem {
+        violations.append("created_after: \(problem)")
+      } else {
+        filter.createdAfter = after.date
+      }
+    }
+    if let before = request.createdBefore {
+      if let problem = before.rangeProblem {
+        violations.append("created_before: \(problem)")
+      } else {
+        filter.createdBefore = before.date
+      }
+    }
     if request.pageSize < 0 { violations.append("page_size: must not be negative") }
+    guard violations.isEmpty else {
+      throw RPCError(.invalidArgument, "invalid ListPaymentsRequest: " + violations.joined(separator: "; "))
+    }
     var cursor: PaymentReadModel.Cursor? = nil
     let digest = PageToken.digest(of: filter)
+    let key: [UInt8]
+    do {
+      key = try await tokenKey.get { try await readModel.pageTokenKey() }
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+    let now = Int64(Date().timeIntervalSince1970)
     if !request.pageToken.isEmpty {
-      if let token = PageToken(request.pageToken) {
-        if token.filterDigest == digest {
-          cursor = token.cursor
-        } else {
-          violations.append("page_token: belongs to a request with other filters")
-        }
-      } else {
+      switch PageToken.decode(request.pageToken, key: key, now: now) {
+      case .success(let token) where token.filterDigest == digest:
+        cursor = token.cursor
+      case .success:
+        violations.append("page_token: belongs to a request with other filters")
+      case .failure(.expired):
+        violations.append(
+          "page_token: has expired (tokens are valid for 24 hours); list from the first page again")
+      case .failure(.notIssued):
         violations.append("page_token: is not a token this service issued")
       }
     }
@@ -149,7 +183,8 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     return .with { response in
       response.payments = rows.prefix(pageSize).map(\.payment)
       if rows.count > pageSize, let last = rows.prefix(pageSize).last {
-        response.nextPageToken = PageToken(cursor: last.cursor, filterDigest: digest).encoded
+        response.nextPageToken = PageToken(cursor: last.cursor, filterDigest: digest, issuedAt: now)
+          .encoded(key: key)
       }
     }
   }
@@ -212,5 +247,17 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
       throw RPCError(
         .invalidArgument, "\(field) '\(id.prefix(40))' is not a payment ID (pay_ and 32 hex digits)")
     }
+  }
+}
+
+/// A value loaded once, on first use (a failed load is retried by the next caller).
+final class CachedKey: Sendable {
+  private let value = Mutex<[UInt8]?>(nil)
+
+  func get(_ load: () async throws -> [UInt8]) async throws -> [UInt8] {
+    if let value = value.withLock({ $0 }) { return value }
+    let loaded = try await load()
+    value.withLock { $0 = loaded }
+    return loaded
   }
 }

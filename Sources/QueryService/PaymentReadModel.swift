@@ -138,6 +138,17 @@ public struct PaymentReadModel: Sendable {
     }
   }
 
+  /// The key that signs page tokens: made (32 random bytes) by the first instance that asks,
+  /// the same for every instance afterwards.
+  public func pageTokenKey() async throws -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    let candidate = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    try await pool.execute(
+      "INSERT INTO query.page_token_keys (id, key) VALUES (1, \(candidate)) ON CONFLICT (id) DO NOTHING")
+    return try await pool.query("SELECT key FROM query.page_token_keys WHERE id = 1")[0].decode(
+      [UInt8].self, at: 0)
+  }
+
   private func single(_ query: PostgresQuery) async throws -> Payments_V1_Payment? {
     guard let row = try await pool.query(query).singleRow() else { return nil }
     return try Payments_V1_Payment(serializedBytes: try row.decode([UInt8].self, at: 0))

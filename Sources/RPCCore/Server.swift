@@ -237,8 +237,12 @@ public struct RPCServer: Sendable {
     } catch let error as RPCError {
       status = error.status
       trailers = error.metadata
-    } catch is CancellationError where Task.isCancelled {
-      return  // the client reset the stream: nobody to answer
+    } catch is CancellationError {
+      // The client reset the stream (or its deadline ended the handler): a normal end of a call,
+      // not a failure, so not an error line (a rapid-reset client would write hundreds).
+      if Task.isCancelled { return }  // nobody to answer
+      logger.debug("call cancelled", metadata: ["rpc.method": "\(route.method.fullName)"])
+      status = RPCStatus(code: .cancelled, message: "\(route.method.fullName) was cancelled")
     } catch {
       logger.error(
         "handler failed",

@@ -255,6 +255,68 @@ struct QueryServiceTests {
         try await query.client.listPayments(.with { $0.pageToken = "bm9wZQ" }, metadata: query.metadata)
       }
       #expect(garbage?.code == .invalidArgument)
+      // A token altered in any one character is refused (it is signed).
+      let issued = Array(first.nextPageToken)
+      for index in stride(from: 0, to: issued.count, by: max(1, issued.count / 12)) {
+        var altered = issued
+        altered[index] = altered[index] == "A" ? "B" : "A"
+        let error = await rpcError {
+          try await query.client.listPayments(
+            .with {
+              $0.pageSize = 2
+              $0.pageToken = String(altered)
+            }, metadata: query.metadata)
+        }
+        #expect(error?.code == .invalidArgument, "character \(index) altered")
+        #expect(error?.message.contains("page_token") == true)
+      }
+      // A forged token with the old unsigned format and a cursor at Int64.max (it trapped).
+      let forged = Data("v1.9223372036854775807.pay_00000000000000000000000000000000.0123456789abcdef".utf8)
+        .base64EncodedString()
+      let forgedError = await rpcError {
+        try await query.client.listPayments(.with { $0.pageToken = forged }, metadata: query.metadata)
+      }
+      #expect(forgedError?.code == .invalidArgument)
+      // Timestamps outside 0001-01-01…9999-12-31 or with bad nanos name their field (they trapped).
+      for (seconds, nanos) in [
+        (Int64(1) << 62, Int32(0)), (-(Int64(1) << 62), 0), (Int64.max, 0), (Int64.min, 0), (0, -1),
+        (0, 1_000_000_000), (253_402_300_800, 0), (-62_135_596_801, 0),
+      ] {
+        for field in ["created_after", "created_before"] {
+          let error = await rpcError {
+            try await query.client.listPayments(
+              .with {
+                let time = Google_Protobuf_Timestamp.with {
+                  $0.seconds = seconds
+                  $0.nanos = nanos
+                }
+                if field == "created_after" { $0.createdAfter = time } else { $0.createdBefore = time }
+              }, metadata: query.metadata)
+          }
+          #expect(error?.code == .invalidArgument, "\(field) \(seconds).\(nanos)")
+          #expect(error?.message.contains(field) == true, "\(error?.message ?? "")")
+        }
+      }
+      // The extremes themselves are valid.
+      let extremes = try await query.client.listPayments(
+        .with {
+          $0.createdAfter = .with { $0.seconds = -62_135_596_800 }
+          $0.createdBefore = .with {
+            $0.seconds = 253_402_300_799
+            $0.nanos = 999_999_999
+          }
+        }, metadata: query.metadata)
+      #expect(extremes.payments.count == 7)
+      // An idempotency key no payment can have (NUL, control characters) is INVALID_ARGUMENT, not
+      // UNAVAILABLE ("retry later").
+      for key in ["a\u{0}b", "a\u{7}b", "with space", "заказ"] {
+        let error = await rpcError {
+          try await query.client.getPayment(
+            .with { $0.lookup = .idempotencyKey(key) }, metadata: query.metadata)
+        }
+        #expect(error?.code == .invalidArgument, "\(key.debugDescription)")
+        #expect(error?.message.contains("idempotency_key") == true)
+      }
       let negative = await rpcError {
         try await query.client.listPayments(.with { $0.pageSize = -1 }, metadata: query.metadata)
       }

@@ -59,6 +59,20 @@ struct ValidationTests {
       $0.metadata = ["note": String(repeating: "v", count: 501)]
     },
     Case(name: "unknown provider", field: "provider") { $0.provider = "nope" },
+    // Limits count Unicode code points, not grapheme clusters: one "character" of 1.2 MB (an
+    // "a" and 600,000 combining marks) would otherwise be accepted and refused by Kafka forever.
+    Case(name: "1.2 MB of combining marks in one character", field: "description") {
+      $0.description = "a" + String(repeating: "\u{301}", count: 600_000)
+    },
+    Case(name: "one character of 201 code points in a name", field: "payer.name") {
+      $0.payer?.name = "a" + String(repeating: "\u{301}", count: 200)
+    },
+    Case(name: "an account of 65 code points", field: "payee.account_id") {
+      $0.payee?.accountID = "e" + String(repeating: "\u{301}", count: 64)
+    },
+    Case(name: "a metadata value of 501 code points", field: "metadata[note]") {
+      $0.metadata = ["note": "v" + String(repeating: "\u{301}", count: 500)]
+    },
   ]
 
   @Test("each broken rule gives INVALID_ARGUMENT naming the field, and stores nothing")
