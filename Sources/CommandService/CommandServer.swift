@@ -47,7 +47,10 @@ public struct CommandServer: Sendable {
   public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
     let pool = PostgresConnectionPool(
       configuration: .init(
-        connection: .init(connectionString: configuration.databaseURL, applicationName: "payments-command"),
+        connection: .init(
+          connectionString: configuration.databaseURL, applicationName: "payments-command",
+          // Bounds on what a vanished instance can hold (the relay's lock, a transaction).
+          limits: .init()),
         maximumConnections: configuration.databaseConnections),
       logger: logger)
     let producer: KafkaProducer

@@ -38,7 +38,10 @@ public struct QueryServer: Sendable {
   public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
     let pool = PostgresConnectionPool(
       configuration: .init(
-        connection: .init(connectionString: configuration.databaseURL, applicationName: "payments-query"),
+        connection: .init(
+          connectionString: configuration.databaseURL, applicationName: "payments-query",
+          // Bounds on what a vanished instance can hold (the relay's lock, a transaction).
+          limits: .init()),
         maximumConnections: configuration.databaseConnections),
       logger: logger)
     let keys = APIKeyStore(pool: pool, logger: logger)

@@ -6,11 +6,15 @@ public import Postgres
 /// Publishes a schema's transactional outbox (`<schema>.outbox`) to Kafka: at least once, in id
 /// order, marking rows published only after Kafka acknowledged them (ARCHITECTURE.md §5).
 ///
-/// Any number of relays may run against one schema: each batch runs in a transaction that first
-/// takes a transaction-scoped advisory lock on the outbox, so one relay publishes at a time and
-/// rows leave in id order (which keeps the events of one payment in order). A relay that dies
-/// between publishing and marking leaves its rows unmarked, and the next batch publishes them
-/// again; consumers deduplicate.
+/// Any number of relays may run against one schema: each batch first takes a session-level
+/// advisory lock on the outbox (on the connection the batch uses), so one relay publishes at a
+/// time and rows leave in id order (which keeps the events of one payment in order). No
+/// transaction stays open while Kafka delivers: the batch selects (one statement), publishes,
+/// then marks what Kafka acknowledged with a conditional update (one statement), and unlocks.
+/// A relay that dies between publishing and marking leaves its rows unmarked, and the next
+/// batch publishes them again; consumers deduplicate. A relay that vanishes holding the lock
+/// (kill -9, a cut network) loses it with its session, within the database session's TCP
+/// bounds when the pool sets them (``PostgresConnectionConfiguration/limits``).
 ///
 /// The relay sleeps until a trigger on the outbox table notifies `<schema>_outbox`, with a
 /// slow sweep as a safety net for notifications lost while the listening connection was down.
@@ -115,58 +119,72 @@ public struct OutboxRelay: Sendable {
 
   /// Publishes the oldest unpublished rows, at most ``Configuration/batchSize``.
   public func relayBatch() async throws -> BatchOutcome {
-    try await pool.withTransaction { connection in
-      let lock = try await connection.query(
-        "SELECT pg_try_advisory_xact_lock(hashtext(\(table)))")
+    try await pool.withConnection { connection in
+      let lock = try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(table)))")
       guard try lock[0].decode(Bool.self, at: 0) else { return .busy }
-      let rows = try await connection.query(
-        PostgresQuery(
-          unsafeSQL: """
-            SELECT id, topic, message_key, payload, event_type FROM \(table)
-            WHERE published_at IS NULL ORDER BY id LIMIT \(configuration.batchSize)
-            """))
-      guard !rows.isEmpty else { return .published(0, failed: 0) }
-      var ids: [Int64] = []
-      var records: [KafkaProducerRecord] = []
-      for row in rows {
-        ids.append(try row.decode(Int64.self, at: 0))
-        records.append(
-          KafkaProducerRecord(
-            topic: try row.decode(String.self, at: 1), key: try row.decode(String.self, at: 2),
-            value: try row.decode([UInt8].self, at: 3),
-            headers: [
-              KafkaHeader(key: "event-type", string: try row.decode(String.self, at: 4)),
-              KafkaHeader(key: "content-type", string: "application/x-protobuf"),
-            ]))
-      }
-      let results = try await producer.sendInOrder(records)
-      var published: [Int64] = []
-      var firstError: KafkaError?
-      for (id, result) in zip(ids, results) {
-        switch result {
-        case .success: published.append(id)
-        case .failure(let error): firstError = firstError ?? error
+      do {
+        let outcome = try await publishBatch(connection)
+        try await connection.execute("SELECT pg_advisory_unlock(hashtext(\(table)))")
+        return outcome
+      } catch {
+        // The lock must not stay with a pooled connection: give up the session (its lock with
+        // it) unless the unlock still works.
+        if (try? await connection.execute("SELECT pg_advisory_unlock(hashtext(\(table)))")) == nil {
+          await connection.close()
         }
+        throw error
       }
-      try await afterPublish(published)
-      if !published.isEmpty {
-        let list = "{" + published.map(String.init).joined(separator: ",") + "}"
-        try await connection.execute(
-          PostgresQuery(
-            unsafeSQL: "UPDATE \(table) SET published_at = now() WHERE id = ANY($1::bigint[])",
-            binds: [
-              .text(list, .text)
-            ]))
-      }
-      if let firstError {
-        logger.warning(
-          "Kafka refused outbox records; they stay pending",
-          metadata: [
-            "outbox": "\(table)", "failed": "\(ids.count - published.count)", "error": "\(firstError)",
-          ])
-      }
-      return .published(published.count, failed: ids.count - published.count)
     }
+  }
+
+  /// Select, publish, mark: the body of ``relayBatch()``, run while holding the outbox's lock.
+  private func publishBatch(_ connection: PostgresConnection) async throws -> BatchOutcome {
+    let rows = try await connection.query(
+      PostgresQuery(
+        unsafeSQL: """
+          SELECT id, topic, message_key, payload, event_type FROM \(table)
+          WHERE published_at IS NULL ORDER BY id LIMIT \(configuration.batchSize)
+          """))
+    guard !rows.isEmpty else { return .published(0, failed: 0) }
+    var ids: [Int64] = []
+    var records: [KafkaProducerRecord] = []
+    for row in rows {
+      ids.append(try row.decode(Int64.self, at: 0))
+      records.append(
+        KafkaProducerRecord(
+          topic: try row.decode(String.self, at: 1), key: try row.decode(String.self, at: 2),
+          value: try row.decode([UInt8].self, at: 3),
+          headers: [
+            KafkaHeader(key: "event-type", string: try row.decode(String.self, at: 4)),
+            KafkaHeader(key: "content-type", string: "application/x-protobuf"),
+          ]))
+    }
+    let results = try await producer.sendInOrder(records)
+    var published: [Int64] = []
+    var firstError: KafkaError?
+    for (id, result) in zip(ids, results) {
+      switch result {
+      case .success: published.append(id)
+      case .failure(let error): firstError = firstError ?? error
+      }
+    }
+    try await afterPublish(published)
+    if !published.isEmpty {
+      let list = "{" + published.map(String.init).joined(separator: ",") + "}"
+      try await connection.execute(
+        PostgresQuery(
+          unsafeSQL:
+            "UPDATE \(table) SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+          binds: [.text(list, .text)]))
+    }
+    if let firstError {
+      logger.warning(
+        "Kafka refused outbox records; they stay pending",
+        metadata: [
+          "outbox": "\(table)", "failed": "\(ids.count - published.count)", "error": "\(firstError)",
+        ])
+    }
+    return .published(published.count, failed: ids.count - published.count)
   }
 
   /// Records the number of unpublished rows as the gauge `outbox_backlog{outbox}`, every 5 s.

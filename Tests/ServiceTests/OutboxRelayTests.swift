@@ -15,6 +15,14 @@ import Testing
 struct OutboxRelayTests {
   struct Stop: Error {}
 
+  /// SQL: how many sessions of this database hold the command outbox's advisory lock.
+  static let outboxLockCount = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory' AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND objid::bigint = (hashtext('command.outbox')::bigint & 4294967295)
+    """
+
   /// Submits `count` payments and returns their IDs.
   func submit(_ count: Int, on platform: Platform) async throws -> [String] {
     let client = platform.commandClient(try await platform.key())
@@ -61,6 +69,38 @@ struct OutboxRelayTests {
         "SELECT count(*) FROM command.outbox WHERE published_at IS NULL")
       #expect(try pending[0].decode(Int64.self, at: 0) == 0)
       #expect(try await relay(platform, producer).relayBatch() == .published(0, failed: 0))
+      await producer.close()
+    }
+  }
+
+  @Test("no transaction is open while Kafka delivers, and the lock is free after a failed batch")
+  func publishesOutsideATransaction() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      _ = try await submit(3, on: platform)
+      let producer = try platform.producer()
+      let observed = Mutex<(inTransaction: Int, lockHeld: Int)?>(nil)
+      let pool = platform.pool
+      let watching = relay(platform, producer) { _ in
+        // Published, not yet marked: where the old relay held its transaction open.
+        let rows = try await pool.query(
+          PostgresQuery(
+            unsafeSQL: """
+              SELECT (SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND state LIKE 'idle in transaction%'),
+                     (\(Self.outboxLockCount))
+              """))
+        let counts = (try rows[0].decode(Int.self, at: 0), try rows[0].decode(Int.self, at: 1))
+        observed.withLock { $0 = counts }
+        throw Stop()
+      }
+      await #expect(throws: Stop.self) { try await watching.relayBatch() }
+      let seen = try #require(observed.withLock { $0 })
+      #expect(seen.inTransaction == 0, "no transaction open while publishing")
+      #expect(seen.lockHeld == 1, "the outbox lock is held while publishing")
+      let locks = try await pool.query(PostgresQuery(unsafeSQL: Self.outboxLockCount))
+      #expect(try locks[0].decode(Int.self, at: 0) == 0, "the failed batch gave the lock back")
+      // And the next batch publishes what the failed one could not mark.
+      #expect(try await relay(platform, producer).relayBatch() == .published(3, failed: 0))
       await producer.close()
     }
   }
