@@ -179,7 +179,9 @@ let package = Package(
       name: "payments-example", dependencies: ["PaymentsClient"], path: "Examples/SubmitAndWait"),
 
     // MARK: Test support and tests
-    .target(name: "PaymentsTestSupport", dependencies: ["DevStack", "Postgres", "Kafka", .logging]),
+    .target(
+      name: "PaymentsTestSupport",
+      dependencies: ["DevStack", "Postgres", "Kafka", "DispatcherService", "PaymentsCore", .logging]),
     .testTarget(name: "PostgresTests", dependencies: ["Postgres", "PaymentsSchema", "PaymentsTestSupport"]),
     .testTarget(
       name: "KafkaTests", dependencies: ["Kafka", "CRDKafka", "CRDKafkaShim", "PaymentsTestSupport"]),

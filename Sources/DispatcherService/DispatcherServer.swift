@@ -171,7 +171,9 @@ public struct DispatcherServer: Sendable {
               work.addTask {
                 try await cancelling(on: shutdown) {
                   try await finalIntake.run { records in
-                    let orders = Self.decodeOrders(records, logger: logger)
+                    let (orders, rejected) = Self.decodeOrders(records, logger: logger)
+                    // Kept before the batch's offsets are committed, so none is lost.
+                    try await store.deadLetter(rejected)
                     try await store.intake(orders, expiry: configuration.paymentExpiry) {
                       let provider = finalRegistry.route(
                         requested: $0.provider, currency: $0.amount?.currency ?? "")
@@ -217,30 +219,37 @@ public struct DispatcherServer: Sendable {
     await Self.shutdown(store: store, producer: producer, http: http, pool: pool)
   }
 
-  /// The orders of a batch of intake records. A record that is not an order is logged and
-  /// counted (`dispatcher_undecodable_orders_total`) and then skipped: it can never become one,
-  /// and holding the partition for it would stop every order behind it.
-  static func decodeOrders(_ records: [KafkaConsumerRecord], logger: Logger)
-    -> [Payments_V1_PaymentOrderRecord]
-  {
-    records.compactMap { record in
+  /// The orders of a batch of intake records, and the records that are not orders with the
+  /// reason. Such a record can never become an order, and holding the partition for it would
+  /// stop every order behind it: it is logged, counted (`dispatcher_undecodable_orders_total`)
+  /// and dead-lettered in `dispatcher.dead_letters` (`payments dead-letters list`).
+  static func decodeOrders(_ records: [KafkaConsumerRecord], logger: Logger) -> (
+    [Payments_V1_PaymentOrderRecord], [(KafkaConsumerRecord, String)]
+  ) {
+    var orders: [Payments_V1_PaymentOrderRecord] = []
+    var rejected: [(KafkaConsumerRecord, String)] = []
+    for record in records {
+      let reason: String
       do {
         let order = try Payments_V1_PaymentOrderRecord(serializedBytes: record.value)
-        guard !order.paymentID.isEmpty else {
-          throw InvalidConfiguration(description: "the order has no payment_id")
+        if !order.paymentID.isEmpty {
+          orders.append(order)
+          continue
         }
-        return order
+        reason = "the order has no payment_id"
       } catch {
-        Counter(label: "dispatcher_undecodable_orders_total").increment()
-        logger.error(
-          "skipping an intake record that is not a payment order",
-          metadata: [
-            "topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",
-            "bytes": "\(record.value.count)", "error": "\(error)",
-          ])
-        return nil
+        reason = "not a payments.v1.PaymentOrderRecord: \(error)"
       }
+      Counter(label: "dispatcher_undecodable_orders_total").increment()
+      logger.error(
+        "an intake record is not a payment order; it is dead-lettered",
+        metadata: [
+          "topic": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",
+          "bytes": "\(record.value.count)", "reason": "\(reason)",
+        ])
+      rejected.append((record, reason))
     }
+    return (orders, rejected)
   }
 
   private static func shutdown(

@@ -29,8 +29,8 @@ import Synchronization
 /// while its request may still be on the way; a worker that stalls beyond its lease finds the
 /// token replaced and writes nothing, and the new owner inquires before it decides.
 public struct PaymentWorker: Sendable {
-  private let store: WorkStore
-  private let limiter: PostgresRateLimiter
+  private let store: any PaymentWorkStore
+  private let limiter: any ProviderRateLimiter
   private let providers: ProviderRegistry
   private let defaultRetry: RetryPolicy
   private let retryByProvider: [String: RetryPolicy]
@@ -41,7 +41,8 @@ public struct PaymentWorker: Sendable {
   ///   - retry: the retry policy of providers without one in `retryByProvider`.
   ///   - health: where refused credentials are reported.
   public init(
-    store: WorkStore, limiter: PostgresRateLimiter, providers: ProviderRegistry, retry: RetryPolicy,
+    store: any PaymentWorkStore, limiter: any ProviderRateLimiter, providers: ProviderRegistry,
+    retry: RetryPolicy,
     retryByProvider: [String: RetryPolicy] = [:], health: ProviderHealth = ProviderHealth(), logger: Logger
   ) {
     self.store = store
@@ -74,7 +75,7 @@ public struct PaymentWorker: Sendable {
   }
 
   /// One round; `false` when there was nothing due.
-  func round(shutdown: ShutdownSignal = ShutdownSignal()) async throws -> Bool {
+  public func round(shutdown: ShutdownSignal = ShutdownSignal()) async throws -> Bool {
     if let expired = try await store.claimExpired(providers: served) {
       _ = try await store.apply(expired.expiry, to: expired, callOutcome: nil)
       return true
@@ -100,7 +101,7 @@ public struct PaymentWorker: Sendable {
 
   /// Takes one claimed payment as far as one call goes; gives `grant` back when no call is made
   /// and finishes it when one was.
-  func process(_ claimed: WorkItem, grant: PostgresRateLimiter.Grant) async throws {
+  func process(_ claimed: WorkItem, grant: RateLimitGrant) async throws {
     var logger = self.logger
     logger[metadataKey: "payment_id"] = "\(claimed.paymentID)"
     logger[metadataKey: "provider"] = "\(claimed.provider)"
@@ -132,7 +133,7 @@ public struct PaymentWorker: Sendable {
       logger.warning("lost the claim before the call; another worker has the payment")
       return
     }
-    let slack = limiter.configuration.callSlack.microseconds
+    let slack = limiter.callSlack.microseconds
     guard beganAt - grant.grantedAt <= slack / 2 else {
       await limiter.cancel(grant)
       logger.warning(

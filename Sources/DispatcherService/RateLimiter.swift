@@ -154,6 +154,14 @@ public final class PostgresRateLimiter: Sendable {
     public var grantedAt: Int64
     /// How long the caller waited for it.
     public var waited: Duration
+
+    public init(provider: String, group: String, id: Int64, grantedAt: Int64, waited: Duration) {
+      self.provider = provider
+      self.group = group
+      self.id = id
+      self.grantedAt = grantedAt
+      self.waited = waited
+    }
   }
 
   private let pool: PostgresConnectionPool

@@ -108,11 +108,12 @@ public enum WorkDecision {
         }
         return (Transition(status: .retryScheduled, attempts: item.attempts, nextAttemptAt: later), record)
       case .configurationError(let reason):
-        // The platform's fault, not the payment's: the attempt does not count.
+        // The platform's fault, not the payment's: the attempt does not count, and the payment
+        // waits the longest backoff (the retry cap) before the provider is tried again.
         return (
           Transition(
             status: .retryScheduled, attempts: max(item.attempts - 1, 0),
-            nextAttemptAt: item.nextAttempt(after: max(backoff(max(item.attempts, 1)), 5), now: now)),
+            nextAttemptAt: item.nextAttempt(after: retry.cap.timeInterval, now: now)),
           CallRecord(kind: .charge, outcome: "configuration_error", detail: reason)
         )
       case .unknown(let reason):
@@ -160,7 +161,7 @@ public enum WorkDecision {
         return (
           Transition(
             status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-            nextAttemptAt: item.nextAttempt(after: max(backoff(max(item.attempts, 1)), 5), now: now)),
+            nextAttemptAt: item.nextAttempt(after: retry.cap.timeInterval, now: now)),
           CallRecord(kind: .inquiry, outcome: "configuration_error", detail: reason)
         )
       }
@@ -193,4 +194,8 @@ extension WorkItem {
     guard let expiresAt, expiresAt > now else { return next }
     return min(next, expiresAt)
   }
+}
+
+extension Duration {
+  var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+public import Kafka
 import Metrics
 import PaymentsCore
 public import PaymentsProto
@@ -112,6 +113,23 @@ public struct WorkStore: Sendable {
                   \(PostgresArray(orders.map { $0.acceptedAt?.date ?? Date() }))::timestamptz[])
         AS t (payment_id, client_id, order_record, provider, created_at)
       ON CONFLICT (payment_id) DO NOTHING
+      """)
+  }
+
+  /// Keeps intake records that are not payment orders in `dispatcher.dead_letters` (a
+  /// redelivered one is kept once).
+  public func deadLetter(_ records: [(KafkaConsumerRecord, String)]) async throws {
+    guard !records.isEmpty else { return }
+    try await pool.execute(
+      """
+      INSERT INTO dispatcher.dead_letters (topic, partition, "offset", key, value, reason)
+      SELECT * FROM unnest(\(PostgresArray(records.map(\.0.topic)))::text[],
+                           \(PostgresArray(records.map { Int($0.0.partition) }))::integer[],
+                           \(PostgresArray(records.map(\.0.offset)))::bigint[],
+                           \(PostgresArray(records.map { $0.0.key ?? [] }))::bytea[],
+                           \(PostgresArray(records.map(\.0.value)))::bytea[],
+                           \(PostgresArray(records.map(\.1)))::text[])
+      ON CONFLICT (topic, partition, "offset") DO NOTHING
       """)
   }
 

@@ -83,6 +83,16 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
       isFatal: fatal)
   }
 
+  /// True when the record itself can never be accepted (too large, invalid): retrying it is
+  /// pointless, and holding it would block what comes after it.
+  public var isRecordError: Bool { librdkafkaCode.map { Self.recordErrors.contains($0) } ?? false }
+
+  private static let recordErrors: Set<Int32> = [
+    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+    RD_KAFKA_RESP_ERR_INVALID_MSG, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
+    RD_KAFKA_RESP_ERR__BAD_MSG,
+  ].reduce(into: Set<Int32>()) { $0.insert($1.rawValue) }
+
   /// Codes after which the same operation may succeed.
   private static let retriable: Set<Int32> = [
     RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__QUEUE_FULL,

@@ -20,6 +20,8 @@ public enum PaymentsMigrations {
     migration("command", 1, "create schema", PackageResources.command_0001_create_schema_sql),
     migration(
       "command", 2, "payments and outbox", PackageResources.command_0002_payments_and_outbox_sql),
+    migration(
+      "command", 3, "outbox dead letters", PackageResources.command_0003_outbox_dead_letters_sql),
   ]
 
   /// The dispatcher's schema.
@@ -29,6 +31,7 @@ public enum PaymentsMigrations {
     migration("dispatcher", 3, "work and outbox", PackageResources.dispatcher_0003_work_and_outbox_sql),
     migration("dispatcher", 4, "rate limit calls", PackageResources.dispatcher_0004_rate_limit_calls_sql),
     migration("dispatcher", 5, "fenced leases", PackageResources.dispatcher_0005_fenced_leases_sql),
+    migration("dispatcher", 6, "dead letters", PackageResources.dispatcher_0006_dead_letters_sql),
   ]
 
   /// The query service's schema.

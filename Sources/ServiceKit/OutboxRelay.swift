@@ -143,7 +143,7 @@ public struct OutboxRelay: Sendable {
       PostgresQuery(
         unsafeSQL: """
           SELECT id, topic, message_key, payload, event_type FROM \(table)
-          WHERE published_at IS NULL ORDER BY id LIMIT \(configuration.batchSize)
+          WHERE published_at IS NULL AND dead_lettered_at IS NULL ORDER BY id LIMIT \(configuration.batchSize)
           """))
     guard !rows.isEmpty else { return .published(0, failed: 0) }
     var ids: [Int64] = []
@@ -161,14 +161,30 @@ public struct OutboxRelay: Sendable {
     }
     let results = try await producer.sendInOrder(records)
     var published: [Int64] = []
+    var deadLetters: [(id: Int64, reason: String)] = []
     var firstError: KafkaError?
     for (id, result) in zip(ids, results) {
       switch result {
       case .success: published.append(id)
+      case .failure(let error) where error.isRecordError: deadLetters.append((id, error.message))
       case .failure(let error): firstError = firstError ?? error
       }
     }
     try await afterPublish(published)
+    for deadLetter in deadLetters {
+      // Retrying cannot help this row, and holding it would hold every row behind it.
+      try await connection.execute(
+        PostgresQuery(
+          unsafeSQL: """
+            UPDATE \(table) SET dead_lettered_at = now(), dead_letter_reason = $1
+            WHERE id = $2::bigint AND published_at IS NULL
+            """,
+          binds: [.text(deadLetter.reason, .text), .text(String(deadLetter.id), .text)]))
+      Counter(label: "outbox_dead_letters_total", dimensions: [("outbox", table)]).increment()
+      logger.error(
+        "Kafka refuses an outbox record for good; it is dead-lettered (payments dead-letters list)",
+        metadata: ["outbox": "\(table)", "id": "\(deadLetter.id)", "reason": "\(deadLetter.reason)"])
+    }
     if !published.isEmpty {
       let list = "{" + published.map(String.init).joined(separator: ",") + "}"
       try await connection.execute(
@@ -181,10 +197,11 @@ public struct OutboxRelay: Sendable {
       logger.warning(
         "Kafka refused outbox records; they stay pending",
         metadata: [
-          "outbox": "\(table)", "failed": "\(ids.count - published.count)", "error": "\(firstError)",
+          "outbox": "\(table)", "failed": "\(ids.count - published.count - deadLetters.count)",
+          "error": "\(firstError)",
         ])
     }
-    return .published(published.count, failed: ids.count - published.count)
+    return .published(published.count, failed: ids.count - published.count - deadLetters.count)
   }
 
   /// Records the number of unpublished rows as the gauge `outbox_backlog{outbox}`, every 5 s.
@@ -192,7 +209,8 @@ public struct OutboxRelay: Sendable {
     let gauge = Gauge(label: "outbox_backlog", dimensions: [("outbox", table)])
     while !Task.isCancelled {
       if let rows = try? await pool.query(
-        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE published_at IS NULL")),
+        PostgresQuery(
+          unsafeSQL: "SELECT count(*) FROM \(table) WHERE published_at IS NULL AND dead_lettered_at IS NULL")),
         let count = try? rows[0].decode(Int.self, at: 0)
       {
         gauge.record(count)

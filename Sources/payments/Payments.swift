@@ -8,6 +8,6 @@ struct Payments: AsyncParsableCommand {
     abstract: "The payments platform: services, migrations and development infrastructure.",
     subcommands: [
       CommandCommand.self, DispatcherCommand.self, QueryCommand.self, ProviderSandboxCommand.self,
-      KeysCommand.self, MigrateCommand.self, BrokerCommand.self, DevCommand.self,
+      KeysCommand.self, MigrateCommand.self, BrokerCommand.self, DevCommand.self, DeadLettersCommand.self,
     ])
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DispatcherService
 import Foundation
+import Kafka
 import PaymentsCore
 import PaymentsProto
 import PaymentsTestSupport
@@ -100,6 +101,42 @@ struct FencingTests {
         "SELECT count(*) FILTER (WHERE kind = 'inquiry'), count(*) FROM dispatcher.attempts")
       let inquiries = try calls[0].decode(Int.self, at: 0)
       #expect(inquiries <= stats.errorsAfterCharge + stats.lostResponses + 3, "inquiries: \(inquiries)")
+    }
+  }
+
+  @Test("an intake record that is not an order is dead-lettered, and the orders behind it are charged")
+  func intakePoison() async throws {
+    try await withDispatcherStack { platform, base, command, query in
+      try await warmUp(command, query)
+      let producer = try platform.producer()
+      // Garbage and an order without a payment ID, straight onto the orders topic.
+      _ = try await producer.send(
+        KafkaProducerRecord(topic: PaymentsTopic.orders, key: "poison", value: [0xFF, 0xFF, 0xFF, 0x01]))
+      _ = try await producer.send(
+        KafkaProducerRecord(topic: PaymentsTopic.orders, key: "empty", value: []))
+      await producer.close()
+      var submitted: [Payments_V1_Payment] = []
+      for index in 0..<20 {
+        submitted.append(
+          try await command.client.submitPayment(
+            validRequest(key: "behind-\(index)"), metadata: command.metadata
+          )
+          .payment!)
+      }
+      for payment in submitted {
+        let final = try await finalState(payment.paymentID, query, deadline: .now + .seconds(60))
+        #expect(final?.status == .succeeded)
+      }
+      let rows = try await platform.pool.query(
+        "SELECT encode(key, 'escape'), reason FROM dispatcher.dead_letters")
+      // Two keys, two partitions: in no particular order.
+      let reasons = Dictionary(
+        uniqueKeysWithValues: try rows.map {
+          (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1))
+        })
+      #expect(Set(reasons.keys) == ["poison", "empty"], "\(reasons)")
+      #expect(reasons["poison"]?.contains("not a payments.v1.PaymentOrderRecord") == true)
+      #expect(reasons["empty"] == "the order has no payment_id")
     }
   }
 

@@ -105,6 +105,48 @@ struct OutboxRelayTests {
     }
   }
 
+  @Test("a row Kafka refuses for good (2 MB) is dead-lettered, and the 1,000 orders around it flow")
+  func poisonRowIsDeadLettered() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      _ = try await submit(500, on: platform)
+      // Straight into the outbox, past every validation: larger than Kafka's 1 MB record limit.
+      try await platform.pool.execute(
+        """
+        INSERT INTO command.outbox (topic, message_key, payload, event_type)
+        VALUES ('payments.orders.v1', 'poison', \([UInt8](repeating: 7, count: 2_000_000)), 'payments.v1.PaymentOrderRecord')
+        """)
+      let client = platform.commandClient(try await platform.key())
+      for index in 500..<1000 {
+        _ = try await client.client.submitPayment(
+          validRequest(key: "relay-\(index)"), metadata: client.metadata)
+      }
+      client.close()
+      let producer = try platform.producer()
+      let relay = relay(platform, producer)
+      var published = 0
+      for _ in 0..<10 {
+        guard case .published(let count, let failed) = try await relay.relayBatch(), count > 0 else { break }
+        #expect(failed == 0, "the poison row is not counted as a retriable failure")
+        published += count
+      }
+      #expect(published == 1000)
+      let rows = try await platform.pool.query(
+        """
+        SELECT message_key, dead_letter_reason FROM command.outbox WHERE dead_lettered_at IS NOT NULL
+        """)
+      #expect(rows.count == 1)
+      #expect(try rows.first?.decode(String.self, at: 0) == "poison")
+      #expect(try rows.first?.decode(String.self, at: 1).contains("too large") == true)
+      let pending = try await platform.pool.query(
+        "SELECT count(*) FROM command.outbox WHERE published_at IS NULL AND dead_lettered_at IS NULL")
+      #expect(try pending[0].decode(Int.self, at: 0) == 0)
+      #expect(try await relay.relayBatch() == .published(0, failed: 0), "the poison row is not tried again")
+      let records = try await readTopic(platform.cluster, PaymentsTopic.orders, atLeast: 1000)
+      #expect(records.count == 1000)
+      await producer.close()
+    }
+  }
+
   @Test("a relay stopped after publishing and before marking: after restart every order is there")
   func crashBetweenPublishAndMark() async throws {
     try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
