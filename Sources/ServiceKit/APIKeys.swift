@@ -93,7 +93,10 @@ public final class APIKeyStore: Sendable {
 
   private struct Cache {
     var enabled = false
-    var rows: [String: KeyRow] = [:]
+    /// By key ID: the row, or `nil` for a key ID that does not exist (so that a stream of
+    /// well-formed bogus tokens costs no database query per call; a created key is notified
+    /// like any change and clears these entries).
+    var rows: [String: KeyRow?] = [:]
     var generation = 0
   }
 
@@ -137,31 +140,32 @@ public final class APIKeyStore: Sendable {
     let (cached, generation) = cache.withLock { cache in
       (cache.enabled ? cache.rows[keyID] : nil, cache.generation)
     }
-    let row: KeyRow
+    let found: KeyRow?
     if let cached {
-      row = cached
+      found = cached
     } else {
       let rows = try await pool.query(
         """
         SELECT client_id, key_hash, array_to_string(scopes, ','), revoked_at IS NOT NULL
         FROM auth.api_keys WHERE key_id = \(keyID)
         """)
-      guard let found = try rows.singleRow() else { return nil }
-      row = KeyRow(
-        clientID: try found.decode(String.self, at: 0), hash: try found.decode([UInt8].self, at: 1),
-        scopes: Set(
-          try found.decode(String.self, at: 2).split(separator: ",").compactMap {
-            APIScope(rawValue: String($0))
-          }),
-        revoked: try found.decode(Bool.self, at: 3))
+      found = try rows.singleRow().map { row in
+        KeyRow(
+          clientID: try row.decode(String.self, at: 0), hash: try row.decode([UInt8].self, at: 1),
+          scopes: Set(
+            try row.decode(String.self, at: 2).split(separator: ",").compactMap {
+              APIScope(rawValue: String($0))
+            }),
+          revoked: try row.decode(Bool.self, at: 3))
+      }
       cache.withLock { cache in
         // A change notified while the row was read must not be overwritten by the older read.
         guard cache.enabled, cache.generation == generation else { return }
         if cache.rows.count >= Self.cacheLimit { cache.rows = [:] }
-        cache.rows[keyID] = row
+        cache.rows[keyID] = .some(found)
       }
     }
-    guard !row.revoked, constantTimeEquals(SHA256.hash(token), row.hash) else { return nil }
+    guard let row = found, !row.revoked, constantTimeEquals(SHA256.hash(token), row.hash) else { return nil }
     return AuthenticatedClient(clientID: row.clientID, keyID: keyID, scopes: row.scopes)
   }
 
@@ -171,7 +175,14 @@ public final class APIKeyStore: Sendable {
       do {
         try await pool.withConnection { connection in
           let changes = try await connection.listen("auth_api_keys_changed")
-          cache.withLock { $0.enabled = true }
+          // A new generation: a row read before LISTEN took effect may predate a change whose
+          // notification this listener never heard (a revocation during the reconnect), so no
+          // such read may enter the cache.
+          cache.withLock { cache in
+            cache.rows = [:]
+            cache.generation += 1
+            cache.enabled = true
+          }
           for try await _ in changes { forgetCachedKeys() }
         }
       } catch {

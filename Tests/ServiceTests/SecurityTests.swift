@@ -40,6 +40,33 @@ struct SecurityTests {
     }
   }
 
+  @Test(
+    "an unknown key ID is remembered as unknown, and a key created with it afterwards works within moments")
+  func negativeCache() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false)) { platform in
+      let key = APIKey.generate()
+      let client = platform.commandClient(key.token)
+      defer { client.close() }
+      for _ in 0..<3 {
+        let error = await rpcError {
+          try await client.client.submitPayment(validRequest(), metadata: client.metadata)
+        }
+        #expect(error?.code == .unauthenticated)
+      }
+      // Now the key appears (as `payments keys create` on another machine would write it): the
+      // insert is notified, and the remembered "unknown" must not outlive it.
+      try await platform.pool.execute(
+        """
+        INSERT INTO auth.api_keys (key_id, client_id, key_hash, scopes)
+        VALUES (\(key.keyID), 'client-a', sha256(convert_to(\(key.token), 'UTF8')),
+                '{payments.write,payments.read}'::text[])
+        """)
+      try await eventually(timeout: .seconds(5)) {
+        (try? await client.client.submitPayment(validRequest(), metadata: client.metadata)) != nil
+      }
+    }
+  }
+
   @Test("a revoked key stops working")
   func revokedKey() async throws {
     try await withPlatform(PlatformOptions(runQuery: false)) { platform in
