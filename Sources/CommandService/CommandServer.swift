@@ -27,6 +27,11 @@ public struct CommandServer: Sendable {
     public var relay = OutboxRelay.Configuration(schema: "command")
     /// Whether this instance runs an outbox relay (any number may).
     public var runsRelay = true
+    /// How long published outbox rows are kept.
+    public var outboxRetention: Duration = .seconds(7 * 86400)
+    /// How long idempotency records are kept: a key may be reused for a new payment after this
+    /// (at least the 30 days the API promises).
+    public var idempotencyRetention: Duration = .seconds(30 * 86400)
 
     public init(databaseURL: String, kafka: KafkaClientConfiguration) {
       self.databaseURL = databaseURL
@@ -65,6 +70,16 @@ public struct CommandServer: Sendable {
     let store = PaymentOrderStore(pool: pool, configuration: configuration.store, logger: logger)
     let relay = OutboxRelay(
       pool: pool, producer: producer, configuration: configuration.relay, logger: logger)
+    let retention = RetentionSweeper(
+      pool: pool,
+      rules: [
+        .init(
+          table: "command.outbox", timeColumn: "created_at", condition: "published_at IS NOT NULL",
+          retention: configuration.outboxRetention),
+        .init(
+          table: "command.idempotency_keys", timeColumn: "created_at",
+          retention: configuration.idempotencyRetention),
+      ], logger: logger)
     // NOT_SERVING until the first readiness check has reached PostgreSQL and Kafka.
     let health = HealthService()
     health.setStatus(.notServing)
@@ -98,6 +113,7 @@ public struct CommandServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
           group.addTask { await store.run() }
           group.addTask { await keys.run() }
+          group.addTask { await retention.run() }
           group.addTask {
             await watchReadiness(
               health: health, services: [Payments_V1_PaymentCommandService.serviceName], pool: pool,

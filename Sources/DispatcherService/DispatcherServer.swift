@@ -36,6 +36,8 @@ public struct DispatcherServer: Sendable {
     public var lease: Duration = .seconds(60)
     /// Time bounds of every database session of the dispatcher (and its relay).
     public var databaseLimits = PostgresConnectionConfiguration.SessionLimits()
+    /// How long published outbox rows are kept.
+    public var outboxRetention: Duration = .seconds(7 * 86400)
     public var retry = RetryPolicy()
     public var rateLimiter = PostgresRateLimiter.Configuration()
     /// Provider name → base URL of a provider with the sandbox API.
@@ -153,6 +155,16 @@ public struct DispatcherServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
           group.addTask { try await server.run() }
           group.addTask { try await relay.run() }
+          group.addTask {
+            await RetentionSweeper(
+              pool: pool,
+              rules: [
+                .init(
+                  table: "dispatcher.outbox", timeColumn: "created_at", condition: "published_at IS NOT NULL",
+                  retention: configuration.outboxRetention)
+              ], logger: logger
+            ).run()
+          }
           group.addTask { await Self.listenForWork(pool: pool, doorbells: doorbells, logger: logger) }
           group.addTask {
             await Self.sampleQueue(

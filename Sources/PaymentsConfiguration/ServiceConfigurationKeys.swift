@@ -46,6 +46,12 @@ public enum ServiceConfigurationKeys {
       ConfigurationKey(
         "relay", .boolean, default: "true", flag: "relay",
         "Whether this instance runs an outbox relay to Kafka (any number may)."),
+      ConfigurationKey(
+        "retention.outbox-days", .number, default: "7", flag: "outbox-retention-days",
+        "Days published outbox rows are kept."),
+      ConfigurationKey(
+        "retention.idempotency-days", .number, default: "30", flag: "idempotency-retention-days",
+        "Days idempotency records are kept (at least 30); after that a key may be reused for a new payment."),
     ]
 
   public static let query: [ConfigurationKey] =
@@ -103,6 +109,9 @@ public enum ServiceConfigurationKeys {
         "Seconds after acceptance when an uncharged payment fails as expired (unset: never)."),
       ConfigurationKey(
         "consumer-group", .string, default: "payments-dispatcher", "The intake's Kafka consumer group."),
+      ConfigurationKey(
+        "retention.outbox-days", .number, default: "7", flag: "outbox-retention-days",
+        "Days published outbox rows are kept."),
     ]
 
   public static let providerSandbox: [ConfigurationKey] = [

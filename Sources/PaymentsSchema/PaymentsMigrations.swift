@@ -22,6 +22,7 @@ public enum PaymentsMigrations {
       "command", 2, "payments and outbox", PackageResources.command_0002_payments_and_outbox_sql),
     migration(
       "command", 3, "outbox dead letters", PackageResources.command_0003_outbox_dead_letters_sql),
+    migration("command", 4, "retention", PackageResources.command_0004_retention_sql),
   ]
 
   /// The dispatcher's schema.
@@ -32,6 +33,7 @@ public enum PaymentsMigrations {
     migration("dispatcher", 4, "rate limit calls", PackageResources.dispatcher_0004_rate_limit_calls_sql),
     migration("dispatcher", 5, "fenced leases", PackageResources.dispatcher_0005_fenced_leases_sql),
     migration("dispatcher", 6, "dead letters", PackageResources.dispatcher_0006_dead_letters_sql),
+    migration("dispatcher", 7, "retention", PackageResources.dispatcher_0007_retention_sql),
   ]
 
   /// The query service's schema.

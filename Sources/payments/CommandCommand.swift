@@ -31,6 +31,14 @@ struct CommandCommand: AsyncParsableCommand {
   @Flag(inversion: .prefixedNo, help: "Whether this instance runs an outbox relay.")
   var relay: Bool?
 
+  @Option(help: "Days published outbox rows are kept.")
+  var outboxRetentionDays: Double?
+
+  @Option(
+    help: "Days idempotency records are kept (at least 30); after that a key may be reused for a new payment."
+  )
+  var idempotencyRetentionDays: Double?
+
   func run() async throws {
     let settings = try service.settings(ServiceConfigurationKeys.command)
     let server = ServerSettings(settings: settings, options: service)
@@ -45,6 +53,12 @@ struct CommandCommand: AsyncParsableCommand {
           "maximum-amount-minor", flag: maximumAmountMinor.map { Int($0) }, in: 1...Int.max)!),
       knownProviders: Set(settings.list("providers", flag: providers)))
     configuration.runsRelay = try settings.boolean("relay", flag: relay)!
+    let outboxDays = try settings.number(
+      "retention.outbox-days", flag: outboxRetentionDays, in: 0.001...36500)!
+    configuration.outboxRetention = .seconds(Int64(outboxDays * 86400))
+    let idempotencyDays = try settings.number(
+      "retention.idempotency-days", flag: idempotencyRetentionDays, in: 30...36500)!
+    configuration.idempotencyRetention = .seconds(Int64(idempotencyDays * 86400))
     let batchWriters = try settings.integer("batch-writers", flag: batchWriters, in: 1...64)!
     configuration.store.concurrentBatches = batchWriters
     configuration.store.maximumBatchSize = try settings.integer(

@@ -78,6 +78,9 @@ struct DispatcherCommand: AsyncParsableCommand {
   @Option(help: "The intake's Kafka consumer group.")
   var consumerGroup: String?
 
+  @Option(help: "Days published outbox rows are kept.")
+  var outboxRetentionDays: Double?
+
   func run() async throws {
     let settings = try service.settings(ServiceConfigurationKeys.dispatcher)
     let server = ServerSettings(settings: settings, options: service)
@@ -103,6 +106,9 @@ struct DispatcherCommand: AsyncParsableCommand {
       }
       configuration.rateLimiter.groups[String(parts[0])] = String(parts[1])
     }
+    let outboxDays = try settings.number(
+      "retention.outbox-days", flag: outboxRetentionDays, in: 0.001...36500)!
+    configuration.outboxRetention = .seconds(Int64(outboxDays * 86400))
     let leaseSeconds = try settings.number("lease", flag: lease, in: 0.1...86400)!
     configuration.lease = .milliseconds(Int64(leaseSeconds * 1000))
     let timeout = try settings.number("provider-timeout", flag: providerTimeout, in: 0.001...3600)!

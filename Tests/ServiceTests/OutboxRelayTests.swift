@@ -147,6 +147,59 @@ struct OutboxRelayTests {
     }
   }
 
+  @Test("retention deletes old published rows and old idempotency records in batches, and nothing else")
+  func retention() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
+      _ = try await submit(10, on: platform)
+      let producer = try platform.producer()
+      // Publish the first 6 rows; dead-letter the 7th by hand; 8–10 stay pending.
+      #expect(try await relay(platform, producer, batchSize: 6).relayBatch() == .published(6, failed: 0))
+      await producer.close()
+      let pool = platform.pool
+      try await pool.execute(
+        """
+        UPDATE command.outbox SET dead_lettered_at = now(), dead_letter_reason = 'test'
+        WHERE id = (SELECT min(id) FROM command.outbox WHERE published_at IS NULL)
+        """)
+      // Everything is 40 days old except the last published row and the last two idempotency records.
+      try await pool.execute(
+        """
+        UPDATE command.outbox SET created_at = now() - interval '40 days'
+        WHERE id <> (SELECT max(id) FROM command.outbox WHERE published_at IS NOT NULL)
+        """)
+      try await pool.execute(
+        """
+        UPDATE command.idempotency_keys SET created_at = now() - interval '40 days'
+        WHERE idempotency_key NOT IN ('relay-8', 'relay-9')
+        """)
+      let sweeper = RetentionSweeper(
+        pool: pool,
+        rules: [
+          .init(
+            table: "command.outbox", timeColumn: "created_at", condition: "published_at IS NOT NULL",
+            retention: .seconds(7 * 86400)),
+          .init(table: "command.idempotency_keys", timeColumn: "created_at", retention: .seconds(30 * 86400)),
+        ], batchSize: 2, logger: quietLogger("retention"))
+      let deleted = try await sweeper.sweep()
+      #expect(deleted["command.outbox"] == 5, "the 5 old published rows, in batches of 2")
+      #expect(deleted["command.idempotency_keys"] == 8)
+      let left = try await pool.query(
+        """
+        SELECT count(*) FILTER (WHERE published_at IS NOT NULL), count(*) FILTER (WHERE dead_lettered_at IS NOT NULL),
+               count(*) FILTER (WHERE published_at IS NULL AND dead_lettered_at IS NULL)
+        FROM command.outbox
+        """)
+      #expect(try left[0].decode(Int.self, at: 0) == 1, "the recent published row stays")
+      #expect(try left[0].decode(Int.self, at: 1) == 1, "dead letters are never deleted")
+      #expect(try left[0].decode(Int.self, at: 2) == 3, "unpublished rows are never deleted")
+      let keys = try await pool.query("SELECT idempotency_key FROM command.idempotency_keys ORDER BY 1")
+      #expect(try keys.map { try $0.decode(String.self, at: 0) } == ["relay-8", "relay-9"])
+      let payments = try await pool.query("SELECT count(*) FROM command.payments")
+      #expect(try payments[0].decode(Int.self, at: 0) == 10, "payments are kept")
+      #expect(try await sweeper.sweep().values.allSatisfy { $0 == 0 }, "a second pass finds nothing")
+    }
+  }
+
   @Test("a relay stopped after publishing and before marking: after restart every order is there")
   func crashBetweenPublishAndMark() async throws {
     try await withPlatform(PlatformOptions(runQuery: false, runsRelay: false)) { platform in
