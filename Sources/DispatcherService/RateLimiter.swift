@@ -100,7 +100,8 @@ public struct RateLimitWindow: Sendable, Hashable {
 /// made (``RateLimitWindow`` has the rule and why it holds).
 ///
 /// The state is one row per *limit group* in `dispatcher.rate_limits` (the calls that still
-/// count), locked for each decision, so all dispatcher instances share it; "now" is PostgreSQL's
+/// count), decided in one statement that locks the row only while it runs
+/// (`dispatcher.rate_limit_reserve`), so all dispatcher instances share it; "now" is PostgreSQL's
 /// `clock_timestamp()`, so instance clocks do not matter. A group is a provider's name unless
 /// ``Configuration/groups`` puts several providers (say, two names for one upstream account)
 /// into one group, which then has one limit.
@@ -168,7 +169,7 @@ public final class PostgresRateLimiter: Sendable {
   public let configuration: Configuration
   /// When this instance's recent grants were made, per provider (for the utilization gauge).
   private let grants = Mutex<[String: [ContinuousClock.Instant]]>([:])
-  /// Groups whose row is known to exist, with the rule the row holds.
+  /// The rule each group's row holds, as last seen.
   private let rules = Mutex<[String: RateLimitWindow]>([:])
   private let gates = Mutex<[String: AsyncGate]>([:])
   private let logger: Logger
@@ -268,63 +269,27 @@ public final class PostgresRateLimiter: Sendable {
     }
   }
 
-  /// Decides on call `id` in `group` in one transaction; returns the decision and the
-  /// database's "now" (microseconds).
+  /// Decides on call `id` in `group` in one statement (`dispatcher.rate_limit_reserve`, the
+  /// same rule as ``RateLimitWindow/reserve(calls:now:id:maximumCallDuration:)``; the row is
+  /// locked only inside it); returns the decision and the database's "now" (microseconds).
   func decide(_ group: String, id: Int64, maximumCallDuration: Duration) async throws -> (
     RateLimitWindow.Decision, now: Int64
   ) {
     let configured = RateLimitWindow(limit: configuration.limit(ofGroup: group), window: configuration.window)
-    if rules.withLock({ $0[group] }) == nil {
-      // The group's row, once per process: the first instance's limit and window become the row's.
-      try await pool.execute(
-        """
-        INSERT INTO dispatcher.rate_limits (provider, call_limit, window_us)
-        VALUES (\(group), \(configured.limit), \(configured.window.microseconds))
-        ON CONFLICT (provider) DO UPDATE SET
-          call_limit = coalesce(dispatcher.rate_limits.call_limit, excluded.call_limit),
-          window_us = coalesce(dispatcher.rate_limits.window_us, excluded.window_us)
-        """)
+    let rows = try await pool.query(
+      """
+      SELECT granted, wait_until, now_us, call_limit, window_us
+      FROM dispatcher.rate_limit_reserve(\(group), \(id), \(maximumCallDuration.microseconds),
+                                         \(configured.limit)::integer, \(configured.window.microseconds))
+      """)
+    guard let row = try rows.singleRow() else {
+      throw PostgresRateLimiterError("dispatcher.rate_limit_reserve returned nothing for \(group)")
     }
-    let (decision, now, rule) = try await pool.withTransaction { connection in
-      let rows = try await connection.query(
-        """
-        SELECT array_to_string(call_ids, ','), array_to_string(call_until, ','), array_to_string(call_finished, ','),
-               (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, call_limit, window_us
-        FROM dispatcher.rate_limits WHERE provider = \(group) FOR UPDATE
-        """)
-      guard let row = try rows.singleRow() else {
-        throw PostgresRateLimiterError("dispatcher.rate_limits has no row for \(group)")
-      }
-      let ids = try row.decode(String.self, at: 0).split(separator: ",").compactMap { Int64($0) }
-      let untils = try row.decode(String.self, at: 1).split(separator: ",").compactMap { Int64($0) }
-      let finished = try row.decode(String.self, at: 2).split(separator: ",").map {
-        $0 == "t" || $0 == "true"
-      }
-      // The clock is read with the row locked: no decision on this group can come between.
-      let now = try row.decode(Int64.self, at: 3)
-      let limit = try row.decode(Int?.self, at: 4) ?? configured.limit
-      let windowMicros = try row.decode(Int64?.self, at: 5) ?? configured.window.microseconds
-      guard ids.count == untils.count, ids.count == finished.count, limit >= 1, windowMicros >= 1 else {
-        throw PostgresRateLimiterError("dispatcher.rate_limits row of \(group) is inconsistent")
-      }
-      let rule = RateLimitWindow(limit: limit, window: .microseconds(windowMicros))
-      let calls = (0..<ids.count).map {
-        RateLimitWindow.Call(id: ids[$0], until: untils[$0], finished: finished[$0])
-      }
-      let (decision, kept) = rule.reserve(
-        calls: calls, now: now, id: id, maximumCallDuration: maximumCallDuration)
-      if kept != calls {
-        try await connection.execute(
-          """
-          UPDATE dispatcher.rate_limits
-          SET call_ids = \(PostgresArray(kept.map(\.id)))::bigint[],
-              call_until = \(PostgresArray(kept.map(\.until)))::bigint[],
-              call_finished = \(PostgresArray(kept.map(\.finished)))::boolean[]
-          WHERE provider = \(group)
-          """)
-      }
-      return (decision, now, rule)
-    }
+    let now = try row.decode(Int64.self, at: 2)
+    let decision: RateLimitWindow.Decision =
+      try row.decode(Bool.self, at: 0) ? .granted : .wait(until: try row.decode(Int64.self, at: 1))
+    let rule = RateLimitWindow(
+      limit: try row.decode(Int.self, at: 3), window: .microseconds(try row.decode(Int64.self, at: 4)))
     let previous = rules.withLock { rules in
       defer { rules[group] = rule }
       return rules[group]

@@ -34,6 +34,8 @@ public enum PaymentsMigrations {
     migration("dispatcher", 5, "fenced leases", PackageResources.dispatcher_0005_fenced_leases_sql),
     migration("dispatcher", 6, "dead letters", PackageResources.dispatcher_0006_dead_letters_sql),
     migration("dispatcher", 7, "retention", PackageResources.dispatcher_0007_retention_sql),
+    migration(
+      "dispatcher", 8, "rate limit function", PackageResources.dispatcher_0008_rate_limit_function_sql),
   ]
 
   /// The query service's schema.

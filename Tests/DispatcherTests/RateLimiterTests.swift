@@ -308,6 +308,63 @@ struct RateLimiterTests {
 @Suite("Global rate limiter: the row is the one source of truth")
 struct RateLimiterRowTests {
   @Test(
+    "dispatcher.rate_limit_reserve (one statement) decides exactly as RateLimitWindow, on 400 random states")
+  func sqlFunctionMatchesTheRule() async throws {
+    let url = try await TestPostgres.shared.makeDatabase()
+    let pool = PostgresConnectionPool(
+      connectionString: url, maximumConnections: 1, logger: quietLogger("limiter"))
+    try await PostgresMigrator(pool: pool, logger: quietLogger("migrate")).migrate(PaymentsMigrations.all)
+    var random = SplitMix(state: 2026)
+    var grants = 0
+    for round in 0..<400 {
+      let limit = Int.random(in: 1...4, using: &random)
+      let window = Int64.random(in: 1...3, using: &random) * 500_000
+      let now = Int64.random(in: 10_000_000...20_000_000, using: &random)
+      let calls = (0..<Int.random(in: 0...6, using: &random)).map { index in
+        RateLimitWindow.Call(
+          id: Int64(index + 1), until: now + Int64.random(in: -4_000_000...4_000_000, using: &random),
+          finished: Bool.random(using: &random))
+      }
+      let maximum = Duration.microseconds(Int64.random(in: 100_000...6_000_000, using: &random))
+      let group = "g\(round)"
+      try await pool.execute(
+        """
+        INSERT INTO dispatcher.rate_limits (provider, call_limit, window_us, call_ids, call_until, call_finished)
+        VALUES (\(group), \(limit), \(window), \(PostgresArray(calls.map(\.id)))::bigint[],
+                \(PostgresArray(calls.map(\.until)))::bigint[], \(PostgresArray(calls.map(\.finished)))::boolean[])
+        """)
+      let rows = try await pool.query(
+        """
+        SELECT granted, wait_until FROM dispatcher.rate_limit_reserve(\(group), 99, \(maximum.microsecondsValue), 1, 1, \(now))
+        """)
+      let rule = RateLimitWindow(limit: limit, window: .microseconds(window))
+      let (expected, kept) = rule.reserve(calls: calls, now: now, id: 99, maximumCallDuration: maximum)
+      let granted = try rows[0].decode(Bool.self, at: 0)
+      switch expected {
+      case .granted:
+        #expect(granted, "round \(round)")
+        grants += 1
+      case .wait(let until):
+        #expect(!granted, "round \(round)")
+        #expect(try rows[0].decode(Int64?.self, at: 1) == until, "round \(round)")
+      }
+      let stored = try await pool.query(
+        """
+        SELECT array_to_string(call_ids, ','), array_to_string(call_until, ','), array_to_string(call_finished, ',')
+        FROM dispatcher.rate_limits WHERE provider = \(group)
+        """)
+      #expect(try stored[0].decode(String.self, at: 0) == kept.map { String($0.id) }.joined(separator: ","))
+      #expect(
+        try stored[0].decode(String.self, at: 1) == kept.map { String($0.until) }.joined(separator: ","))
+      #expect(
+        try stored[0].decode(String.self, at: 2)
+          == kept.map { $0.finished ? "t" : "f" }.joined(separator: ","))
+    }
+    #expect(grants > 50 && grants < 350, "both outcomes were exercised (\(grants) grants)")
+    await pool.close()
+  }
+
+  @Test(
     "the first instance's limit is stored; an instance configured otherwise obeys the row; grouped providers share one limit; a cancelled grant frees its place"
   )
   func rowAndGroups() async throws {
@@ -360,4 +417,10 @@ final class CallLog: Sendable {
     calls.withLock { $0.append(Call(granted: granted, answered: answered)) }
   }
   var all: [Call] { calls.withLock { $0 } }
+}
+
+extension Duration {
+  fileprivate var microsecondsValue: Int64 {
+    components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
+  }
 }
