@@ -176,7 +176,11 @@ public final class HTTP2Session {
     guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
     let result = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
     if result < 0 {
-      if result != NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue {
+      if result == NGHTTP2_ERR_FLOODED.rawValue {
+        // A flood (of PING, SETTINGS or RST_STREAM frames whose answers pile up) is abuse, not
+        // a protocol mistake: RFC 9113 §5.4.1 names ENHANCE_YOUR_CALM for it.
+        nghttp2_session_terminate_session(session, HTTP2ErrorCode.enhanceYourCalm)
+      } else if result != NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue {
         nghttp2_session_terminate_session(session, HTTP2ErrorCode.protocolError)
       }
       throw HTTP2Error(code: Int32(result))

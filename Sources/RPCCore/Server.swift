@@ -172,22 +172,31 @@ public struct RPCServer: Sendable {
   public let router: RPCRouter
   private let interceptors: [any ServerInterceptor]
   private let logger: Logger
+  /// The longest a unary or client-streaming call may run, whatever deadline its client set (or
+  /// none): a call that is still receiving its request then ends with `DEADLINE_EXCEEDED` and
+  /// frees what it held. Server-streaming and bidirectional calls (watches) are not bounded.
+  public let maximumUnaryDuration: Duration?
 
   public init(
     transport: any ServerTransport, services: [any RPCService], interceptors: [any ServerInterceptor] = [],
-    logger: Logger
+    maximumUnaryDuration: Duration? = .seconds(60), logger: Logger
   ) {
     var router = RPCRouter()
     for service in services { service.register(with: &router) }
-    self.init(transport: transport, router: router, interceptors: interceptors, logger: logger)
+    self.init(
+      transport: transport, router: router, interceptors: interceptors,
+      maximumUnaryDuration: maximumUnaryDuration,
+      logger: logger)
   }
 
   public init(
-    transport: any ServerTransport, router: RPCRouter, interceptors: [any ServerInterceptor], logger: Logger
+    transport: any ServerTransport, router: RPCRouter, interceptors: [any ServerInterceptor],
+    maximumUnaryDuration: Duration? = .seconds(60), logger: Logger
   ) {
     self.transport = transport
     self.router = router
     self.interceptors = interceptors
+    self.maximumUnaryDuration = maximumUnaryDuration
     self.logger = logger
   }
 
@@ -206,8 +215,14 @@ public struct RPCServer: Sendable {
         RPCStatus(code: .unimplemented, message: "unknown method \(stream.path)"), trailers: [])
       return
     }
+    var deadline = stream.deadline
+    if let limit = maximumUnaryDuration, route.method.kind == .unary || route.method.kind == .clientStreaming
+    {
+      let latest = ContinuousClock.now.advanced(by: limit)
+      deadline = deadline.map { min($0, latest) } ?? latest
+    }
     let context = ServerContext(
-      method: route.method, metadata: stream.metadata, deadline: stream.deadline, peer: stream.peer)
+      method: route.method, metadata: stream.metadata, deadline: deadline, peer: stream.peer)
     let outbound = stream.outbound
     let headersSent = Mutex(false)
     // Response headers go out once: before the first message, or with an OK status.
@@ -228,7 +243,7 @@ public struct RPCServer: Sendable {
     let status: RPCStatus
     var trailers = Metadata()
     do {
-      try await withDeadline(stream.deadline) {
+      try await withDeadline(deadline) {
         try await Self.run(interceptors[...], context) { context in
           try await route.handler(inbound, writer, context)
         }

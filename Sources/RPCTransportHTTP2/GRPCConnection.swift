@@ -17,6 +17,10 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     var writeBufferBytes = 256 << 10
     /// Received messages queued per stream before the peer's window stops being replenished.
     var readBufferBytes = 1 << 20
+    /// Received bytes buffered on the whole connection — queued messages and messages still
+    /// arriving, of all its streams — above which the peer gets no more flow-control credit
+    /// until some are taken (``InboundMemory`` has the process-wide bound).
+    var connectionReadBufferBytes = 16 << 20
   }
 
   /// Per-stream state.
@@ -30,6 +34,10 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     let reset = MessageQueue<Void>()
     var queuedBytes = 0
     var heldCredit = 0
+    /// Bytes of a message still arriving, held by ``deframer``.
+    var partialBytes = 0
+    /// This stream's bytes in the connection's and the process's inbound totals.
+    var accountedBytes = 0
     var headersDone = false
     var outboundFinished = false
     var inboundFinished = false
@@ -72,6 +80,11 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   var isConnected: Bool
   private var idleTimer: Int?
   var idleTimeout: Duration?
+  /// Received bytes buffered by all streams (queued and partial messages).
+  private(set) var bufferedInboundBytes = 0
+  /// While credit is held because of the process-wide bound, a check every 50 ms (memory freed
+  /// on other connections raises no event here).
+  private var creditTimer: Int?
 
   /// Server: a new call arrived (validated). Client: unused.
   var onCall: ((Stream, [HTTP2Header], Metadata, ContinuousClock.Instant?) -> Void)?
@@ -213,6 +226,8 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
     loop.deregister(descriptor)
     TCPSocket.close(descriptor)
     if let idleTimer { loop.cancelTimer(idleTimer) }
+    if let creditTimer { loop.cancelTimer(creditTimer) }
+    creditTimer = nil
     for stream in streams.values {
       endStream(
         stream,
@@ -292,6 +307,7 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
 
   /// The stream is gone: wake everything that waits on it.
   private func endStream(_ stream: Stream, clientStatus: RPCStatus) {
+    forget(stream)
     stream.writeWaiter?.resume(throwing: RPCError(.cancelled, "the stream was closed"))
     stream.writeWaiter = nil
     stream.budget.close()
@@ -311,15 +327,11 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
       session.consume(streamID: id, count: bytes.count)
       return
     }
-    if stream.queuedBytes < limits.readBufferBytes {
-      session.consume(streamID: id, count: bytes.count)
-    } else {
-      stream.heldCredit += bytes.count
-    }
     let messages: [[UInt8]]
     do {
       messages = try stream.deframer.append(bytes)
     } catch {
+      session.consume(streamID: id, count: bytes.count)
       let status: RPCStatus =
         switch error {
         case .messageTooLarge(let length, let limit):
@@ -336,8 +348,21 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
         }
       return failInbound(stream, status)
     }
+    // Every byte held counts — also those of a message still arriving, which may be as large as
+    // the message limit — and credit goes back only while the stream, the connection and the
+    // process are under their bounds; otherwise the peer's flow-control window stops it.
+    let partial = stream.deframer.partialBytes
+    let completed = messages.reduce(0) { $0 + $1.count + 5 }
+    account(stream, partial - stream.partialBytes + completed)
+    stream.partialBytes = partial
+    stream.queuedBytes += completed
+    if mayReturnCredit(stream) {
+      session.consume(streamID: id, count: bytes.count)
+    } else {
+      stream.heldCredit += bytes.count
+      armCreditTimer()
+    }
     for message in messages {
-      stream.queuedBytes += message.count + 5
       if isServer {
         stream.requests?.yield(message)
       } else if !stream.headersDone {
@@ -351,13 +376,10 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
 
   /// A message was taken by its reader: give flow-control credit back if it was held.
   func messageConsumed(_ id: Int32, bytes: Int) {
-    guard let stream = streams[id] else { return }
+    guard let stream = streams[id], stream.accountedBytes > 0 else { return }
     stream.queuedBytes -= bytes + 5
-    if stream.queuedBytes < limits.readBufferBytes && stream.heldCredit > 0 {
-      session.consume(streamID: id, count: stream.heldCredit)
-      stream.heldCredit = 0
-      flush()
-    }
+    account(stream, -(bytes + 5))
+    releaseHeldCredit()
   }
 
   private func receivedEnd(_ stream: Stream) {
@@ -374,8 +396,64 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
 
   /// Ends a call because of what the peer sent: server answers with `status`, client reports it
   /// and cancels the stream.
+  /// Adds `delta` received bytes held for `stream` to the connection's and the process's totals.
+  private func account(_ stream: Stream, _ delta: Int) {
+    guard delta != 0 else { return }
+    stream.accountedBytes += delta
+    bufferedInboundBytes += delta
+    InboundMemory.add(delta)
+  }
+
+  /// The stream holds nothing any more: its bytes leave the totals and held credit goes back (to
+  /// the connection's window, if the stream is closed).
+  private func forget(_ stream: Stream) {
+    account(stream, -stream.accountedBytes)
+    stream.partialBytes = 0
+    stream.queuedBytes = 0
+    if stream.heldCredit > 0 {
+      session.consume(streamID: stream.id, count: stream.heldCredit)
+      stream.heldCredit = 0
+    }
+    releaseHeldCredit()
+  }
+
+  private func mayReturnCredit(_ stream: Stream) -> Bool {
+    stream.queuedBytes < limits.readBufferBytes && bufferedInboundBytes < limits.connectionReadBufferBytes
+      && InboundMemory.bufferedBytes < InboundMemory.limit
+  }
+
+  /// Gives held credit back to every stream now under all bounds.
+  private func releaseHeldCredit() {
+    guard !isClosed else { return }
+    var released = false
+    var stillHeld = false
+    for stream in streams.values where stream.heldCredit > 0 {
+      if mayReturnCredit(stream) {
+        session.consume(streamID: stream.id, count: stream.heldCredit)
+        stream.heldCredit = 0
+        released = true
+      } else {
+        stillHeld = true
+      }
+    }
+    if released { flush() }
+    if stillHeld { armCreditTimer() }
+  }
+
+  private func armCreditTimer() {
+    guard creditTimer == nil, !isClosed else { return }
+    creditTimer = loop.schedule(at: .now.advanced(by: .milliseconds(50))) { [weak self] in
+      guard let self else { return }
+      self.creditTimer = nil
+      self.releaseHeldCredit()
+    }
+  }
+
   private func failInbound(_ stream: Stream, _ status: RPCStatus) {
     stream.discarding = true
+    // What arrived of the failed call is dropped (and stops counting).
+    stream.deframer = GRPCMessageDeframer(maximumMessageBytes: stream.deframer.maximumMessageBytes)
+    forget(stream)
     if isServer {
       stream.inboundFinished = true
       stream.requests?.finish(throwing: RPCError(status.code, status.message))
@@ -569,6 +647,7 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   /// Client: the caller is done with the call; cancels it if it is still open.
   func cancelCall(_ id: Int32) {
     guard let stream = streams.removeValue(forKey: id) else { return }
+    forget(stream)
     stream.inboundFinished = true
     stream.parts?.finish()
     stream.writeWaiter?.resume(throwing: CancellationError())
@@ -676,4 +755,24 @@ final class WriteBudget: Sendable {
   func release(_ count: Int) { state.withLock { $0.pending = max(0, $0.pending - count) } }
 
   func close() { state.withLock { $0.closed = true } }
+}
+
+/// Received gRPC bytes buffered by every connection of this process (queued messages and messages
+/// still arriving). Above ``limit``, no connection gives its peer more flow-control credit until
+/// some are taken, so however many streams and connections send partial messages, what the
+/// process holds stays near ``limit`` plus one connection window (4 MiB) per connection.
+public enum InboundMemory {
+  private static let buffered = Atomic<Int>(0)
+  private static let configuredLimit = Atomic<Int>(128 << 20)
+
+  /// The bytes held now.
+  public static var bufferedBytes: Int { buffered.load(ordering: .relaxed) }
+
+  /// The bound (default 128 MiB).
+  public static var limit: Int {
+    get { configuredLimit.load(ordering: .relaxed) }
+    set { configuredLimit.store(newValue, ordering: .relaxed) }
+  }
+
+  static func add(_ delta: Int) { buffered.add(delta, ordering: .relaxed) }
 }

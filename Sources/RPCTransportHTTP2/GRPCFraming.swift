@@ -41,6 +41,9 @@ struct GRPCMessageDeframer {
   /// True when no message is partly received (a stream may only end here).
   var isAtMessageBoundary: Bool { header.isEmpty && expected == nil }
 
+  /// Bytes held for a message not yet complete (they count against the receive buffers).
+  var partialBytes: Int { header.count + message.count }
+
   /// Adds received bytes; returns the messages they completed.
   mutating func append(_ bytes: [UInt8]) throws(GRPCFramingError) -> [[UInt8]] {
     var messages: [[UInt8]] = []

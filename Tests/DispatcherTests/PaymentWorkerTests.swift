@@ -77,6 +77,28 @@ struct PaymentWorkerTests {
     #expect(counts.granted == counts.finished + counts.cancelled, "every grant finished or given back")
   }
 
+  @Test("past its expiry, a payment whose charge may have happened is asked about, not failed: it succeeds")
+  func expiryAfterUnknownOutcome() async throws {
+    let store = InMemoryWorkStore()
+    store.add([WorkItem(paymentID: "pay_1", status: .accepted, expiresAt: Date() + 0.2)])
+    let calls = Atomic<Int>(0)
+    // The charge is made, and its answer (lost) comes only after the expiry.
+    let provider = LedgerProvider(delay: { .milliseconds(400) }) { _ in
+      calls.add(1, ordering: .relaxed).oldValue == 0 ? .chargeButLoseReply : .charge
+    }
+    var registry = ProviderRegistry(defaultProvider: "sandbox")
+    registry.register(provider)
+    let worker = PaymentWorker(
+      store: store, limiter: InMemoryRateLimiter(limit: 10_000), providers: registry, retry: Self.retry,
+      logger: quietLogger("worker"))
+    try await drain(worker, store, workers: 1, limit: .seconds(30))
+    let row = try #require(store.all["pay_1"])
+    #expect(row.item.status == .succeeded)
+    #expect(provider.ledger["pay_1"]?.count == 1)
+    #expect(calls.load(ordering: .relaxed) == 1, "one charge; then only the inquiry")
+    #expect(row.events == [.accepted, .processing, .retryScheduled, .processing, .succeeded])
+  }
+
   @Test(
     "refused credentials fail no payment and use up no attempt; once accepted, every payment is charged once")
   func refusedCredentials() async throws {

@@ -107,6 +107,36 @@ struct RobustnessTests {
     }
   }
 
+  @Test(
+    "20 connections x 100 streams, each sending an unfinished 4 MiB message: the server holds a bounded amount and serves others"
+  )
+  func partialMessagesAreBounded() async throws {
+    try await withHTTP2Server { port in
+      let attack = Task {
+        try await PythonPeer.run(
+          "interop/raw_h2.py", ["--port", "\(port)", "--scenario", "partial-messages", "--seconds", "8"])
+      }
+      // While the attack runs, another client is served, and the server's inbound buffers stay
+      // under the process bound plus one connection window (4 MiB) per attacking connection.
+      var peak = 0
+      for _ in 0..<10 {
+        try await Task.sleep(for: .milliseconds(500))
+        peak = max(peak, InboundMemory.bufferedBytes)
+        try await Self.stillServes(port)
+      }
+      let output = try await attack.value
+      let json = output.split(separator: "\n").last.map(String.init) ?? ""
+      let result = try #require(
+        try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+      let sent = try #require(result["sent_bytes"] as? Int)
+      let bound = InboundMemory.limit + 20 * (4 << 20)
+      #expect(peak <= bound, "the server held \(peak) bytes")
+      // Without the bound the peers could send 8 GiB (20 x 100 x 4 MiB) as fast as they can.
+      #expect(sent <= bound + (8 << 20), "the peers could send \(sent) bytes")
+      #expect(sent > 100 << 20, "the peers did send a lot (\(sent) bytes)")
+    }
+  }
+
   @Test("a client that never reads holds its handler back instead of filling the server's memory")
   func clientThatNeverReads() async throws {
     let observer = EchoObserver()

@@ -230,14 +230,18 @@ struct DispatcherFlowTests {
       sandbox: {
         $0.rateLimit = 20
         $0.lostResponseRate = 1  // every charge is made, and its response lost
-        $0.lostResponseDelay = .seconds(5)
+        $0.lostResponseDelay = .seconds(20)
       },
       dispatcher: {
         $0.rateLimiter.defaultLimit = 20
-        $0.providerTimeout = .milliseconds(1500)
+        // The call's timeout (6 s) ends after the expiry (5 s), so the inquiry always comes after
+        // it. The expiry is long enough for the first charge to start on a loaded machine (a
+        // 500-ms expiry once ran out before the first charge in CI, and the payment then rightly
+        // expired unpaid); the same rule without timing is in PaymentWorkerTests.
+        $0.providerTimeout = .seconds(6)
         $0.retry = RetryPolicy(
           base: .milliseconds(100), factor: 2, cap: .milliseconds(400), maximumAttempts: 8)
-        $0.paymentExpiry = .milliseconds(500)
+        $0.paymentExpiry = .seconds(5)
       }
     ) { platform, base, command, query in
       try await warmUp(command, query)

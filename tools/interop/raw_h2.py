@@ -192,6 +192,58 @@ def pings(port):
     }
 
 
+def partial_messages(port, seconds, connections=20, streams=100):
+    """Many connections, each with many streams that announce a 4 MiB message and send as much
+    of it as flow control allows, never finishing: what the server buffers must stay bounded.
+    Reports the bytes sent (all the server could have had to hold)."""
+    peers = []
+    for _ in range(connections):
+        sock, conn = connect(port)
+        sock.setblocking(False)
+        peers.append((sock, conn, {}, []))
+    announced = b"\x00" + (4 << 20).to_bytes(4, "big")
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        progress = False
+        for sock, conn, remaining, opened in peers:
+            try:
+                data = sock.recv(1 << 20)
+                if data:
+                    conn.receive_data(data)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except Exception:
+                continue
+            if not opened and conn.remote_settings.max_concurrent_streams:
+                opened.append(True)
+                for _ in range(min(streams, conn.remote_settings.max_concurrent_streams)):
+                    stream_id = conn.get_next_available_stream_id()
+                    conn.send_headers(stream_id, GRPC_HEADERS)
+                    conn.send_data(stream_id, announced)
+                    remaining[stream_id] = 4 << 20
+            for stream_id in list(remaining):
+                window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size,
+                             remaining[stream_id] - 1)
+                if window > 0:
+                    conn.send_data(stream_id, b"\x00" * window)
+                    remaining[stream_id] -= window
+                    sent += window
+                    progress = True
+            pending = conn.data_to_send()
+            if pending:
+                try:
+                    sock.setblocking(True)
+                    sock.sendall(pending)
+                finally:
+                    sock.setblocking(False)
+        if not progress:
+            time.sleep(0.01)
+    for sock, _, _, _ in peers:
+        sock.close()
+    return {"sent_bytes": sent}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -208,6 +260,7 @@ def main():
         "silent": lambda: silent(arguments.port),
         "settings": lambda: settings(arguments.port),
         "pings": lambda: pings(arguments.port),
+        "partial-messages": lambda: partial_messages(arguments.port, arguments.seconds),
     }
     print(json.dumps(scenarios[arguments.scenario]()))
 
