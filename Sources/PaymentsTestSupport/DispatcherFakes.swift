@@ -37,6 +37,16 @@ public final class InMemoryWorkStore: PaymentWorkStore {
   /// Every row, by payment ID.
   public var all: [String: Row] { rows.withLock { $0 } }
 
+  /// Changes a stored row behind the workers' backs (as another process or time would).
+  public func update(_ paymentID: String, _ change: (inout Row) -> Void) {
+    rows.withLock { rows in
+      if var row = rows[paymentID] {
+        change(&row)
+        rows[paymentID] = row
+      }
+    }
+  }
+
   /// How many `begin`/`apply` calls the fence refused.
   public var refusedWrites: Int { fencedWrites.load(ordering: .relaxed) }
 

@@ -80,11 +80,13 @@ struct PaymentWorkerTests {
   @Test("past its expiry, a payment whose charge may have happened is asked about, not failed: it succeeds")
   func expiryAfterUnknownOutcome() async throws {
     let store = InMemoryWorkStore()
-    store.add([WorkItem(paymentID: "pay_1", status: .accepted, expiresAt: Date() + 0.2)])
+    store.add([WorkItem(paymentID: "pay_1", status: .accepted, expiresAt: Date() + 3600)])
     let calls = Atomic<Int>(0)
-    // The charge is made, and its answer (lost) comes only after the expiry.
-    let provider = LedgerProvider(delay: { .milliseconds(400) }) { _ in
-      calls.add(1, ordering: .relaxed).oldValue == 0 ? .chargeButLoseReply : .charge
+    // The charge is made and its answer lost, and the payment expires while the call is out (no
+    // wall-clock race: the expiry moves into the past at the moment the charge arrives).
+    let provider = LedgerProvider { _ in
+      store.update("pay_1") { $0.item.expiresAt = Date() - 1 }
+      return calls.add(1, ordering: .relaxed).oldValue == 0 ? .chargeButLoseReply : .charge
     }
     var registry = ProviderRegistry(defaultProvider: "sandbox")
     registry.register(provider)

@@ -135,7 +135,7 @@ struct RobustnessTests {
       #expect(peak <= bound, "the server held \(peak) bytes")
       // Without the bound the peers could send 8 GiB (20 x 100 x 4 MiB) as fast as they can.
       #expect(sent <= bound + (8 << 20), "the peers could send \(sent) bytes")
-      #expect(sent > 100 << 20, "the peers did send a lot (\(sent) bytes)")
+      #expect(sent > 20 << 20, "the peers did send a lot (\(sent) bytes)")
     }
   }
 
