@@ -38,7 +38,9 @@ struct ConnectionLifecycleTests {
       defer { transport.close() }
       let error = await #expect(throws: RPCError.self) {
         try await client.expand(
-          .init("x", repeat: 1, delayMs: 60_000), options: CallOptions(timeout: .milliseconds(1500))
+          // 5 s: the handler must have started before the deadline (under AddressSanitizer in a
+          // loaded CI run, 1.5 s once ran out first, and the handler never started at all).
+          .init("x", repeat: 1, delayMs: 60_000), options: CallOptions(timeout: .seconds(5))
         ) {
           responses in
           for try await _ in responses {}
