@@ -231,41 +231,42 @@ public final class PostgresRateLimiter: Sendable {
   /// it counts only for one more window. Must follow every call that was made; when it cannot
   /// be recorded (the database is away), the call counts until its timeout plus slack.
   public func finish(_ grant: Grant) async {
-    do {
-      try await pool.execute(
-        """
-        UPDATE dispatcher.rate_limits
-        SET call_until[array_position(call_ids, \(grant.id))] = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
-            call_finished[array_position(call_ids, \(grant.id))] = true
-        WHERE provider = \(grant.group) AND array_position(call_ids, \(grant.id)) IS NOT NULL
-          AND NOT call_finished[array_position(call_ids, \(grant.id))]
-        """)
-    } catch {
-      logger.warning(
-        "could not record the end of a provider call; it counts against the limit until its timeout",
-        metadata: ["provider": "\(grant.provider)", "error": "\(error)"])
-    }
+    await record(
+      grant,
+      ifFailing: "could not record the end of a provider call; it counts against the limit until its timeout",
+      """
+      UPDATE dispatcher.rate_limits
+      SET call_until[array_position(call_ids, \(grant.id))] = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+          call_finished[array_position(call_ids, \(grant.id))] = true
+      WHERE provider = \(grant.group) AND array_position(call_ids, \(grant.id)) IS NOT NULL
+        AND NOT call_finished[array_position(call_ids, \(grant.id))]
+      """)
   }
 
   /// Gives back a grant whose call was never made (no request left): its place is free at once.
   /// When that cannot be recorded, the grant counts until its timeout plus slack (safe, slower).
   public func cancel(_ grant: Grant) async {
+    await record(
+      grant, ifFailing: "could not give back an unused rate-limit grant; it counts until its timeout",
+      """
+      UPDATE dispatcher.rate_limits
+      SET call_until = call_until[:array_position(call_ids, \(grant.id)) - 1]
+                       || call_until[array_position(call_ids, \(grant.id)) + 1:],
+          call_finished = call_finished[:array_position(call_ids, \(grant.id)) - 1]
+                       || call_finished[array_position(call_ids, \(grant.id)) + 1:],
+          call_ids = array_remove(call_ids, \(grant.id))
+      WHERE provider = \(grant.group) AND array_position(call_ids, \(grant.id)) IS NOT NULL
+        AND NOT call_finished[array_position(call_ids, \(grant.id))]
+      """)
+  }
+
+  /// Runs `update` on the grant's row; a failure is logged, not thrown (the grant then counts
+  /// until its timeout plus slack, which is safe).
+  private func record(_ grant: Grant, ifFailing warning: Logger.Message, _ update: PostgresQuery) async {
     do {
-      try await pool.execute(
-        """
-        UPDATE dispatcher.rate_limits
-        SET call_until = call_until[:array_position(call_ids, \(grant.id)) - 1]
-                         || call_until[array_position(call_ids, \(grant.id)) + 1:],
-            call_finished = call_finished[:array_position(call_ids, \(grant.id)) - 1]
-                         || call_finished[array_position(call_ids, \(grant.id)) + 1:],
-            call_ids = array_remove(call_ids, \(grant.id))
-        WHERE provider = \(grant.group) AND array_position(call_ids, \(grant.id)) IS NOT NULL
-          AND NOT call_finished[array_position(call_ids, \(grant.id))]
-        """)
+      try await pool.execute(update)
     } catch {
-      logger.warning(
-        "could not give back an unused rate-limit grant; it counts until its timeout",
-        metadata: ["provider": "\(grant.provider)", "error": "\(error)"])
+      logger.warning(warning, metadata: ["provider": "\(grant.provider)", "error": "\(error)"])
     }
   }
 

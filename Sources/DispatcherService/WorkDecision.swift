@@ -113,7 +113,7 @@ public enum WorkDecision {
         return (
           Transition(
             status: .retryScheduled, attempts: max(item.attempts - 1, 0),
-            nextAttemptAt: item.nextAttempt(after: retry.cap.timeInterval, now: now)),
+            nextAttemptAt: item.nextAttempt(after: retry.cap.seconds, now: now)),
           CallRecord(kind: .charge, outcome: "configuration_error", detail: reason)
         )
       case .unknown(let reason):
@@ -161,7 +161,7 @@ public enum WorkDecision {
         return (
           Transition(
             status: .retryScheduled, attempts: item.attempts, outcomeUnknown: true,
-            nextAttemptAt: item.nextAttempt(after: retry.cap.timeInterval, now: now)),
+            nextAttemptAt: item.nextAttempt(after: retry.cap.seconds, now: now)),
           CallRecord(kind: .inquiry, outcome: "configuration_error", detail: reason)
         )
       }
@@ -194,8 +194,4 @@ extension WorkItem {
     guard let expiresAt, expiresAt > now else { return next }
     return min(next, expiresAt)
   }
-}
-
-extension Duration {
-  var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -16,19 +16,10 @@ struct KeysCommand: AsyncParsableCommand {
     var databaseURL: String?
 
     func withStore<Result>(_ body: (APIKeyStore) async throws -> Result) async throws -> Result {
-      guard let url = databaseURL ?? ProcessInfoEnvironment.value("PAYMENTS_DATABASE_URL") else {
-        throw ValidationError("no database: pass --database-url or set PAYMENTS_DATABASE_URL")
-      }
-      var logger = Logger(label: "payments.keys")
-      logger.logLevel = .warning
-      let pool = PostgresConnectionPool(connectionString: url, maximumConnections: 1, logger: logger)
-      do {
-        let result = try await body(APIKeyStore(pool: pool, logger: logger))
-        await pool.close()
-        return result
-      } catch {
-        await pool.close()
-        throw error
+      try await withPool { pool in
+        var logger = Logger(label: "payments.keys")
+        logger.logLevel = .warning
+        return try await body(APIKeyStore(pool: pool, logger: logger))
       }
     }
   }
