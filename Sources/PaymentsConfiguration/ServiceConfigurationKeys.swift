@@ -24,6 +24,13 @@ public enum ServiceConfigurationKeys {
         "log.level", .string, default: "info",
         "Log level: trace, debug, info, notice, warning, error or critical."),
       ConfigurationKey(
+        "maximum-connections", .integer, default: "1000",
+        "Client connections open at once; one beyond it is closed at once."),
+      ConfigurationKey(
+        "maximum-connections-per-address", .integer, default: "100",
+        "Client connections open at once from one IP address (0: no limit); raise it behind a proxy or NAT."
+      ),
+      ConfigurationKey(
         "shutdown.grace", .number, default: "20",
         "Seconds a graceful shutdown (SIGTERM) gives running calls and payments in hand to finish."),
     ]
@@ -60,6 +67,9 @@ public enum ServiceConfigurationKeys {
         "database.connections", .integer, default: "16", "PostgreSQL connections of this instance."),
       ConfigurationKey(
         "consumer-group", .string, default: "payments-query", "The projection's Kafka consumer group."),
+      ConfigurationKey(
+        "maximum-watches-per-client", .integer, default: "100",
+        "WatchPayment streams one client may have open at once on this instance."),
     ]
 
   public static let dispatcher: [ConfigurationKey] =

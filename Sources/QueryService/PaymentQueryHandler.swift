@@ -23,6 +23,12 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     public var watchNotFoundGrace: Duration = .seconds(5)
     /// How long a waiting call sleeps without a change notification before it reads anyway.
     public var safetyPollInterval: Duration = .seconds(5)
+    /// `WatchPayment` streams one client may have open at once (on this instance); one more is
+    /// refused with `RESOURCE_EXHAUSTED`.
+    public var maximumWatchesPerClient = 100
+    /// The shortest time between two reads of a `GetPayment` by idempotency key with
+    /// `min_version` before the payment exists: until then any payment's change wakes it.
+    public var unknownPaymentReadInterval: Duration = .milliseconds(100)
     public init() {}
   }
 
@@ -31,6 +37,7 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
   private let configuration: Configuration
   private let shutdown: ShutdownSignal
   private let tokenKey = CachedKey()
+  private let watches = WatchCounter()
 
   /// - Parameter shutdown: when it triggers, running watches end with `UNAVAILABLE` (the client
   ///   watches again, on another instance) instead of being cut off when the server closes.
@@ -79,27 +86,18 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     }
     let payment: Payments_V1_Payment?
     do {
-      if request.minVersion == 0 {
-        payment = try await read()
+      let first = try await read()
+      if request.minVersion == 0 || (first.map { $0.version >= request.minVersion } ?? false) {
+        payment = first
+      } else if subscription == nil, let first {
+        // Found by idempotency key: from now on follow its ID, woken by its own changes only.
+        let id = first.paymentID
+        payment = try await waitForVersion(
+          request.minVersion, of: id, name: name, context: context,
+          read: { try await readModel.payment(id: id, clientID: client) })
       } else {
-        let limit = ContinuousClock.now + configuration.maximumVersionWait
-        let deadline = context.deadline.map { min($0, limit) } ?? limit
-        payment = try await feed.withSubscription(to: subscription) { doorbell in
-          while true {
-            let current = try await read()
-            if let current, current.version >= request.minVersion { return current }
-            let now = ContinuousClock.now
-            guard now < deadline else {
-              guard let current else { return nil }
-              throw RPCError(
-                .deadlineExceeded,
-                "\(name) is at version \(current.version); version \(request.minVersion) did not arrive in time"
-              )
-            }
-            await doorbell.wait(upTo: min(deadline - now, configuration.safetyPollInterval))
-            try Task.checkCancellation()
-          }
-        }
+        payment = try await waitForVersion(
+          request.minVersion, of: subscription, name: name, context: context, read: read)
       }
     } catch let error as RPCError {
       throw error
@@ -118,15 +116,28 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     let client = try Self.client()
     var violations: [String] = []
     var filter = PaymentReadModel.ListFilter()
+    // One violation for all bad values (a packed field may hold millions), naming a few.
+    var statuses = Set<Int32>()
+    var unrecognized = Set<Int32>()
+    var unspecified = false
     for status in request.statuses {
       if case .unrecognized(let value) = status {
-        violations.append("statuses: \(value) is not a PaymentStatus")
+        unrecognized.insert(value)
       } else if status == .unspecified {
-        violations.append("statuses: PAYMENT_STATUS_UNSPECIFIED is not a status a payment has")
+        unspecified = true
       } else {
-        filter.statuses.append(status.rawValue)
+        statuses.insert(status.rawValue)
       }
     }
+    if !unrecognized.isEmpty {
+      let shown = unrecognized.sorted().prefix(5).map(String.init).joined(separator: ", ")
+      let more = unrecognized.count > 5 ? " and \(unrecognized.count - 5) other values" : ""
+      violations.append("statuses: \(shown)\(more) are not PaymentStatus values")
+    }
+    if unspecified {
+      violations.append("statuses: PAYMENT_STATUS_UNSPECIFIED is not a status a payment has")
+    }
+    filter.statuses = statuses.sorted()
     // Range-checked before any arithmetic on them.
     if let after = request.createdAfter {
       if let problem = after.rangeProblem {
@@ -189,6 +200,36 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     }
   }
 
+  /// Reads until the payment reaches `minVersion`, woken by changes of `paymentID` (of any
+  /// payment when `nil`: then at most once per `unknownPaymentReadInterval`), until the call's
+  /// deadline or `maximumVersionWait`.
+  private func waitForVersion(
+    _ minVersion: Int64, of paymentID: String?, name: String, context: ServerContext,
+    read: @Sendable () async throws -> Payments_V1_Payment?
+  ) async throws -> Payments_V1_Payment? {
+    let limit = ContinuousClock.now + configuration.maximumVersionWait
+    let deadline = context.deadline.map { min($0, limit) } ?? limit
+    let interval = paymentID == nil ? configuration.unknownPaymentReadInterval : .zero
+    return try await feed.withSubscription(to: paymentID) { doorbell in
+      while true {
+        let readAt = ContinuousClock.now
+        let current = try await read()
+        if let current, current.version >= minVersion { return current }
+        let now = ContinuousClock.now
+        guard now < deadline else {
+          guard let current else { return nil }
+          throw RPCError(
+            .deadlineExceeded,
+            "\(name) is at version \(current.version); version \(minVersion) did not arrive in time")
+        }
+        await doorbell.wait(upTo: min(deadline - now, configuration.safetyPollInterval))
+        try Task.checkCancellation()
+        let next = readAt + interval
+        if next > .now { try await Task.sleep(until: min(next, deadline)) }
+      }
+    }
+  }
+
   public func watchPayment(
     _ request: Payments_V1_WatchPaymentRequest, responses: RPCWriter<Payments_V1_Payment>,
     context: ServerContext
@@ -196,6 +237,13 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     let client = try Self.client()
     let id = request.paymentID
     try Self.checkPaymentID(id, field: "payment_id")
+    guard watches.enter(client, limit: configuration.maximumWatchesPerClient) else {
+      throw RPCError(
+        .resourceExhausted,
+        "client '\(client)' already has \(configuration.maximumWatchesPerClient) WatchPayment streams open on this instance (the limit); end one first"
+      )
+    }
+    defer { watches.leave(client) }
     do {
       try await feed.withSubscription(to: id) { doorbell in
         // The payment may not be projected yet right after it was submitted.
@@ -246,6 +294,27 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     guard PaymentID.isWellFormed(id) else {
       throw RPCError(
         .invalidArgument, "\(field) '\(id.prefix(40))' is not a payment ID (pay_ and 32 hex digits)")
+    }
+  }
+}
+
+/// Open `WatchPayment` streams by client.
+final class WatchCounter: Sendable {
+  private let counts = Mutex<[String: Int]>([:])
+
+  /// Counts one more watch of `client`, unless it has `limit` already.
+  func enter(_ client: String, limit: Int) -> Bool {
+    counts.withLock { counts in
+      guard counts[client, default: 0] < limit else { return false }
+      counts[client, default: 0] += 1
+      return true
+    }
+  }
+
+  func leave(_ client: String) {
+    counts.withLock { counts in
+      let remaining = counts[client, default: 1] - 1
+      counts[client] = remaining > 0 ? remaining : nil
     }
   }
 }

@@ -26,6 +26,13 @@ public struct ServerContext: Sendable {
     self.peer = peer
     self.response = response
   }
+
+  /// The IP address of a peer written `host:port` or `[host]:port` (the whole string when it
+  /// has no port).
+  public static func address(ofPeer peer: String) -> Substring {
+    guard let colon = peer.lastIndex(of: ":") else { return Substring(peer) }
+    return peer[..<colon]
+  }
 }
 
 /// Response metadata a handler (or interceptor) sets while the call runs.

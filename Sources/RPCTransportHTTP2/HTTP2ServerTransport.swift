@@ -33,6 +33,13 @@ public final class HTTP2ServerTransport: ServerTransport {
     public var keepaliveInterval: Duration? = nil
     /// TLS (ALPN `h2`) in front of HTTP/2; `nil` (the default) serves plaintext h2c.
     public var tls: TLSContext? = nil
+    /// Connections open at once; one accepted beyond it is closed at once (the client sees
+    /// the connection closed and its calls fail `UNAVAILABLE`).
+    public var maximumConnections = 1000
+    /// Connections open at once from one IP address (`0`: no per-address limit), so that one
+    /// host cannot take every connection. Raise it (or set 0) behind a proxy or NAT that
+    /// funnels many clients into one address.
+    public var maximumConnectionsPerAddress = 100
 
     public init(host: String = "0.0.0.0", port: Int = 0) {
       self.host = host
@@ -50,7 +57,12 @@ public final class HTTP2ServerTransport: ServerTransport {
     var listener: Int32?
     var acceptor: Acceptor?
     var connections: [ObjectIdentifier: GRPCConnection] = [:]
+    /// Open connections by the peer's IP address.
+    var perAddress: [Substring: Int] = [:]
     var shuttingDown = false
+    /// Connections refused for a limit since the last warning, and when that was logged.
+    var refused = 0
+    var lastRefusalWarning: ContinuousClock.Instant?
   }
 
   public let configuration: Configuration
@@ -155,8 +167,37 @@ public final class HTTP2ServerTransport: ServerTransport {
     if state.shuttingDown && state.connections.isEmpty && state.listener == nil { calls.finish() }
   }
 
+  /// Whether a connection from `address` stays within the connection limits; logs refusals
+  /// (at most one warning every 10 s, with the count).
+  private func admits(_ address: Substring) -> Bool {
+    let limit = configuration.maximumConnectionsPerAddress
+    let overTotal = state.connections.count >= configuration.maximumConnections
+    let overAddress = limit > 0 && state.perAddress[address, default: 0] >= limit
+    guard overTotal || overAddress else { return true }
+    state.refused += 1
+    let now = ContinuousClock.now
+    if state.lastRefusalWarning.map({ now - $0 >= .seconds(10) }) ?? true {
+      logger.warning(
+        "refusing connections over the limit",
+        metadata: [
+          "refused": "\(state.refused)", "peer_address": "\(address)",
+          "limit": overTotal
+            ? "maximumConnections \(configuration.maximumConnections)"
+            : "maximumConnectionsPerAddress \(limit)",
+        ])
+      state.refused = 0
+      state.lastRefusalWarning = now
+    }
+    return false
+  }
+
   fileprivate func accept(from listener: Int32) {
     while let (descriptor, peer) = TCPSocket.accept(listener) {
+      let address = ServerContext.address(ofPeer: peer)
+      guard admits(address) else {
+        TCPSocket.close(descriptor)
+        continue
+      }
       var settings = HTTP2Session.Settings()
       settings.maximumConcurrentStreams = configuration.maximumConcurrentStreams
       settings.maximumHeaderListSize = configuration.maximumHeaderListBytes
@@ -185,10 +226,15 @@ public final class HTTP2ServerTransport: ServerTransport {
             reset: stream.reset))
       }
       connection.onClose = { [weak self] connection in
-        self?.state.connections[ObjectIdentifier(connection)] = nil
-        self?.finishIfDone()
+        guard let self else { return }
+        if self.state.connections.removeValue(forKey: ObjectIdentifier(connection)) != nil {
+          let remaining = self.state.perAddress[address, default: 1] - 1
+          self.state.perAddress[address] = remaining > 0 ? remaining : nil
+        }
+        self.finishIfDone()
       }
       state.connections[ObjectIdentifier(connection)] = connection
+      state.perAddress[address, default: 0] += 1
       connection.start()
       loop.schedule(at: .now.advanced(by: configuration.handshakeTimeout)) { [weak connection] in
         guard let connection, !connection.session.hasReceivedFrame else { return }

@@ -136,7 +136,23 @@ public final class APIKeyStore: Sendable {
 
   /// The client `token` belongs to, or `nil` when it is malformed, unknown, revoked or wrong.
   public func authenticate(token: String) async throws -> AuthenticatedClient? {
-    guard let keyID = APIKey.keyID(ofToken: token) else { return nil }
+    if case .client(let client) = try await verify(token: token, lookUp: true) { return client }
+    return nil
+  }
+
+  /// What the store can say of a token.
+  public enum Verdict: Sendable {
+    /// The token is a valid key of this client.
+    case client(AuthenticatedClient)
+    /// The token is malformed, unknown, revoked or wrong.
+    case rejected
+    /// Not known without a database query, and the caller did not allow one.
+    case unverified
+  }
+
+  /// Verifies `token`, from the cache alone unless `lookUp` allows a database query.
+  public func verify(token: String, lookUp: Bool) async throws -> Verdict {
+    guard let keyID = APIKey.keyID(ofToken: token) else { return .rejected }
     let (cached, generation) = cache.withLock { cache in
       (cache.enabled ? cache.rows[keyID] : nil, cache.generation)
     }
@@ -144,6 +160,7 @@ public final class APIKeyStore: Sendable {
     if let cached {
       found = cached
     } else {
+      guard lookUp else { return .unverified }
       let rows = try await pool.query(
         """
         SELECT client_id, key_hash, array_to_string(scopes, ','), revoked_at IS NOT NULL
@@ -165,8 +182,10 @@ public final class APIKeyStore: Sendable {
         cache.rows[keyID] = .some(found)
       }
     }
-    guard let row = found, !row.revoked, constantTimeEquals(SHA256.hash(token), row.hash) else { return nil }
-    return AuthenticatedClient(clientID: row.clientID, keyID: keyID, scopes: row.scopes)
+    guard let row = found, !row.revoked, constantTimeEquals(SHA256.hash(token), row.hash) else {
+      return .rejected
+    }
+    return .client(AuthenticatedClient(clientID: row.clientID, keyID: keyID, scopes: row.scopes))
   }
 
   /// Listens for key changes and keeps the cache on while it does; runs until cancelled.

@@ -4,11 +4,14 @@ public import RPCCore
 /// service requires (ARCHITECTURE.md §10). Health and reflection are open.
 ///
 /// Missing, malformed, unknown or revoked keys end the call with `UNAUTHENTICATED`; a key
-/// without the required scope with `PERMISSION_DENIED`. The handler finds the client in
+/// without the required scope with `PERMISSION_DENIED`. An address with too many failed
+/// authentications gets `RESOURCE_EXHAUSTED` for keys that would need a database query
+/// (``FailedAuthenticationLimiter``). The handler finds the client in
 /// ``AuthenticatedClient/current``.
 public struct AuthInterceptor: ServerInterceptor {
   private let store: APIKeyStore
   private let requiredScopes: [String: APIScope]
+  private let failures: FailedAuthenticationLimiter
 
   /// The services that need no key: health checks and reflection.
   public static let openServices: Set<String> = [
@@ -18,9 +21,13 @@ public struct AuthInterceptor: ServerInterceptor {
 
   /// - Parameter requiredScopes: the scope each protected service (full name) requires. A call
   ///   to any other service that is not open is refused, so a forgotten entry fails closed.
-  public init(store: APIKeyStore, requiredScopes: [String: APIScope]) {
+  public init(
+    store: APIKeyStore, requiredScopes: [String: APIScope],
+    failures: FailedAuthenticationLimiter = FailedAuthenticationLimiter()
+  ) {
     self.store = store
     self.requiredScopes = requiredScopes
+    self.failures = failures
   }
 
   public func intercept(
@@ -33,14 +40,26 @@ public struct AuthInterceptor: ServerInterceptor {
     guard let token = Self.bearerToken(header) else {
       throw RPCError(.unauthenticated, "the authorization header must be 'Bearer <api key>'")
     }
-    let client: AuthenticatedClient?
+    let address = ServerContext.address(ofPeer: context.peer)
+    let lockout = failures.lockedOut(address)
+    let verdict: APIKeyStore.Verdict
     do {
-      client = try await store.authenticate(token: token)
+      verdict = try await store.verify(token: token, lookUp: lockout == nil)
     } catch {
       throw RPCError(.unavailable, "cannot verify the API key right now; retry later", cause: error)
     }
-    guard let client else {
+    let client: AuthenticatedClient
+    switch verdict {
+    case .client(let found):
+      client = found
+    case .rejected:
+      failures.recordFailure(address)
       throw RPCError(.unauthenticated, "the API key is not valid (unknown, revoked or malformed)")
+    case .unverified:
+      let seconds = Int((lockout ?? .seconds(1)) / .seconds(1)) + 1
+      throw RPCError(
+        .resourceExhausted,
+        "too many failed authentications from \(address); retry in \(seconds) s")
     }
     guard let scope = requiredScopes[context.method.service] else {
       throw RPCError(.permissionDenied, "no API key may call \(context.method.service)")

@@ -18,6 +18,9 @@ struct QueryCommand: AsyncParsableCommand {
   @Option(help: "The projection's Kafka consumer group.")
   var consumerGroup: String?
 
+  @Option(help: "WatchPayment streams one client may have open at once on this instance.")
+  var maximumWatchesPerClient: Int?
+
   func run() async throws {
     let settings = try service.settings(ServiceConfigurationKeys.query)
     let server = ServerSettings(settings: settings, options: service)
@@ -30,6 +33,8 @@ struct QueryCommand: AsyncParsableCommand {
     configuration.transport = try server.transport()
     configuration.databaseConnections = try settings.integer(
       "database.connections", flag: databaseConnections, in: 2...1000)!
+    configuration.handler.maximumWatchesPerClient = try settings.integer(
+      "maximum-watches-per-client", flag: maximumWatchesPerClient, in: 1...1_000_000)!
     let query = QueryServer(configuration: configuration, logger: logger)
     try await server.run("query service", logger: logger) { try await query.run(onListening: $0) }
   }

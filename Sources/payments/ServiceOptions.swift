@@ -42,6 +42,12 @@ struct ServiceOptions: ParsableArguments {
   @Option(help: "PEM private key for TLS.")
   var tlsKey: String?
 
+  @Option(help: "Client connections open at once; one beyond it is closed at once.")
+  var maximumConnections: Int?
+
+  @Option(help: "Client connections open at once from one IP address (0: no limit).")
+  var maximumConnectionsPerAddress: Int?
+
   @Option(help: "Seconds a graceful shutdown (SIGTERM) gives running calls and payments in hand to finish.")
   var shutdownGrace: Double?
 
@@ -103,6 +109,11 @@ struct ServerSettings {
     let port = try settings.integer("port", flag: options.port, in: 0...65535) ?? 0
     var configuration = HTTP2ServerTransport.Configuration(host: host, port: port)
     configuration.shutdownGracePeriod = try gracePeriod()
+    configuration.maximumConnections =
+      try settings.integer("maximum-connections", flag: options.maximumConnections, in: 1...1_000_000)!
+    configuration.maximumConnectionsPerAddress =
+      try settings.integer(
+        "maximum-connections-per-address", flag: options.maximumConnectionsPerAddress, in: 0...1_000_000)!
     let certificate = settings.string("tls.certificate", flag: options.tlsCertificate)
     let key = settings.string("tls.key", flag: options.tlsKey)
     switch (certificate, key) {

@@ -176,6 +176,112 @@ struct QueryServiceTests {
     }
   }
 
+  @Test("a client may hold only so many WatchPayment streams; another client and a freed slot still work")
+  func watchLimit() async throws {
+    var options = PlatformOptions()
+    options.query.maximumWatchesPerClient = 2
+    try await withPlatform(options) { platform in
+      let token = try await platform.key()
+      let command = platform.commandClient(token)
+      let query = platform.queryClient(token)
+      let other = platform.queryClient(try await platform.key(client: "client-b"))
+      defer {
+        command.close()
+        query.close()
+        other.close()
+      }
+      let payment = try await command.client.submitPayment(validRequest(), metadata: command.metadata)
+        .payment!
+      _ = try await query.client.getPayment(
+        .with {
+          $0.lookup = .paymentID(payment.paymentID)
+          $0.minVersion = 1
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
+      let watch = { @Sendable (client: AuthorizedClient<Payments_V1_PaymentQueryService.Client>) in
+        try await client.client.watchPayment(
+          .with { $0.paymentID = payment.paymentID }, metadata: client.metadata,
+          options: .init(timeout: .seconds(60))
+        ) { stream in
+          for try await _ in stream { return true }
+          return false
+        }
+      }
+      // Two watches that stay open: each has its first update and keeps its stream.
+      let (opened, openedSink) = AsyncStream<Void>.makeStream()
+      let holders = Task {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          for _ in 0..<2 {
+            group.addTask {
+              try await query.client.watchPayment(
+                .with { $0.paymentID = payment.paymentID }, metadata: query.metadata,
+                options: .init(timeout: .seconds(60))
+              ) { stream in
+                for try await _ in stream {
+                  openedSink.yield()
+                  try await Task.sleep(for: .seconds(60))
+                }
+              }
+            }
+          }
+          try await group.waitForAll()
+        }
+      }
+      var count = 0
+      for await _ in opened {
+        count += 1
+        if count == 2 { break }
+      }
+      let error = await rpcError { _ = try await watch(query) }
+      #expect(error?.code == .resourceExhausted, "\(String(describing: error))")
+      #expect(error?.message.contains("WatchPayment") == true)
+      // Another client is not affected (its own payment is NOT_FOUND, but it got past the limit).
+      let otherError = await rpcError { _ = try await watch(other) }
+      #expect(otherError?.code == .notFound, "\(String(describing: otherError))")
+      holders.cancel()
+      _ = await holders.result
+      // The freed slots admit new watches (the server notices the cancelled streams at once).
+      var reopened = false
+      for _ in 0..<50 where !reopened {
+        reopened = (try? await watch(query)) == true
+        if !reopened { try await Task.sleep(for: .milliseconds(100)) }
+      }
+      #expect(reopened)
+    }
+  }
+
+  @Test("GetPayment by idempotency key with min_version waits for that payment's change")
+  func minVersionByKey() async throws {
+    try await withPlatform { platform in
+      let token = try await platform.key()
+      let command = platform.commandClient(token)
+      let query = platform.queryClient(token)
+      defer {
+        command.close()
+        query.close()
+      }
+      let payment = try await command.client.submitPayment(
+        validRequest(key: "by-key-v2"), metadata: command.metadata
+      ).payment!
+      let producer = try platform.producer()
+      async let read = query.client.getPayment(
+        .with {
+          $0.lookup = .idempotencyKey("by-key-v2")
+          $0.minVersion = 2
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
+      // Once the order is projected (v1), the change to v2 follows.
+      _ = try await query.client.getPayment(
+        .with {
+          $0.lookup = .paymentID(payment.paymentID)
+          $0.minVersion = 1
+        }, metadata: query.metadata, options: .init(timeout: .seconds(30)))
+      try await producer.send(event(payment, .processing, version: 2))
+      let result = try await read
+      #expect(result.version == 2)
+      #expect(result.status == .processing)
+      await producer.close()
+    }
+  }
+
   @Test("ListPayments: newest first, keyset pages with opaque tokens, status and time filters")
   func list() async throws {
     try await withPlatform { platform in
@@ -325,6 +431,19 @@ struct QueryServiceTests {
         try await query.client.listPayments(.with { $0.statuses = [.unspecified] }, metadata: query.metadata)
       }
       #expect(unspecified?.message.contains("statuses") == true)
+      // 500,000 bad values in the packed field: one short violation naming a few of them, not one
+      // line each; the same number of repeats of one good status is simply that status.
+      let many = await rpcError {
+        try await query.client.listPayments(
+          .with { $0.statuses = (0..<500_000).map { .unrecognized(Int32(100 + $0 % 1000)) } },
+          metadata: query.metadata)
+      }
+      #expect(many?.code == .invalidArgument)
+      #expect(many?.message.contains("statuses: 100, 101, 102, 103, 104 and 995 other values") == true)
+      #expect((many?.message.utf8.count ?? .max) < 300, "\(many?.message.utf8.count ?? 0) bytes")
+      let repeated = try await query.client.listPayments(
+        .with { $0.statuses = Array(repeating: .accepted, count: 500_000) }, metadata: query.metadata)
+      #expect(repeated.payments.count <= 7)
       // Page size is capped, not refused.
       let huge = try await query.client.listPayments(
         .with { $0.pageSize = 1_000_000 }, metadata: query.metadata)

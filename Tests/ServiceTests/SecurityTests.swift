@@ -67,6 +67,50 @@ struct SecurityTests {
     }
   }
 
+  @Test(
+    "an address that keeps failing gets RESOURCE_EXHAUSTED instead of database lookups; a known good key from it still works"
+  )
+  func failedAuthenticationLimit() async throws {
+    try await withPlatform(PlatformOptions(runQuery: false)) { platform in
+      let good = platform.commandClient(try await platform.key())
+      defer { good.close() }
+      _ = try await good.client.submitPayment(validRequest(), metadata: good.metadata)  // cached now
+      let burst = FailedAuthenticationLimiter().burst
+      var codes: [RPCStatus.Code?] = []
+      var lastMessage = ""
+      for _ in 0...burst {
+        // A fresh, well-formed key ID each time: only the database could tell it is unknown.
+        let bogus = platform.commandClient(APIKey.generate().token)
+        defer { bogus.close() }
+        let error = await rpcError {
+          try await bogus.client.submitPayment(validRequest(), metadata: bogus.metadata)
+        }
+        codes.append(error?.code)
+        lastMessage = error?.message ?? ""
+      }
+      #expect(codes.prefix(burst).allSatisfy { $0 == .unauthenticated }, "\(codes)")
+      #expect(codes.last == .resourceExhausted, "\(codes)")
+      #expect(lastMessage.contains("too many failed authentications"), "\(lastMessage)")
+      _ = try await good.client.submitPayment(validRequest(), metadata: good.metadata)
+    }
+  }
+
+  @Test("the failure budget of an address refills with time")
+  func failureBudgetRefills() {
+    let limiter = FailedAuthenticationLimiter(burst: 3, refillInterval: .seconds(2))
+    let start = ContinuousClock.now
+    for second in 0..<3 {
+      #expect(limiter.lockedOut("10.0.0.1", now: start + .seconds(second) / 10) == nil)
+      limiter.recordFailure("10.0.0.1", now: start + .seconds(second) / 10)
+    }
+    let locked = limiter.lockedOut("10.0.0.1", now: start + .milliseconds(300))
+    #expect(locked != nil && locked! > .seconds(1) && locked! <= .seconds(2), "\(String(describing: locked))")
+    #expect(limiter.lockedOut("10.0.0.2", now: start + .milliseconds(300)) == nil, "another address")
+    #expect(limiter.lockedOut("10.0.0.1", now: start + .seconds(3)) == nil, "one failure refilled")
+    limiter.recordFailure("10.0.0.1", now: start + .seconds(3))
+    #expect(limiter.lockedOut("10.0.0.1", now: start + .seconds(3)) != nil)
+  }
+
   @Test("a revoked key stops working")
   func revokedKey() async throws {
     try await withPlatform(PlatformOptions(runQuery: false)) { platform in
