@@ -40,6 +40,10 @@ let package = Package(
     .library(name: "RPCTransportHTTP2", targets: ["RPCTransportHTTP2"]),
     .library(name: "TLS", targets: ["TLS"]),
     .library(name: "RPCStandardServices", targets: ["RPCStandardServices"]),
+    // For the fuzz targets in Fuzz/ (a package of their own), which need these modules' parsers.
+    .library(name: "HTTP2", targets: ["HTTP2"]),
+    .library(name: "QueryService", targets: ["QueryService"]),
+    .library(name: "PaymentsConfiguration", targets: ["PaymentsConfiguration"]),
     .plugin(name: "ProtobufGenerator", targets: ["ProtobufGenerator"]),
   ],
   dependencies: [

@@ -192,6 +192,11 @@ public struct Settings: Sendable {
     } catch {
       throw ConfigurationError("cannot read the configuration file \(path): \(error.localizedDescription)")
     }
+    return try parse(text, path: path)
+  }
+
+  /// The keys of configuration file text, flattened; `path` (its name) decides the format.
+  static func parse(_ text: String, path: String) throws -> [String: [String]] {
     let document: Any?
     do {
       if path.hasSuffix(".json") {

@@ -77,9 +77,11 @@ extension JSONValue {
     case .string(let string): text = string
     default: throw ProtobufJSONError("expected an integer, got \(kind)")
     }
+    // A JSON number, bare or quoted: no "+5", "0x10", " 5" or "inf" that Swift's parsers take.
+    guard Self.isNumberSyntax(text) else { throw ProtobufJSONError("\"\(text)\" is not an integer") }
     if let exact = Value(text) { return exact }
     // Exponent or fraction forms ("1e3", "5.0") are accepted when they are integral.
-    guard let double = Double(text), double.rounded() == double, !text.isEmpty else {
+    guard let double = Double(text), double.rounded() == double else {
       throw ProtobufJSONError("\"\(text)\" is not an integer")
     }
     guard double >= Double(Value.min), double <= Double(Value.max), let value = Value(exactly: double) else {
@@ -95,19 +97,46 @@ extension JSONValue {
 
   public func double() throws(ProtobufJSONError) -> Double {
     switch self {
-    case .number(let text):
-      guard let value = Double(text) else { throw ProtobufJSONError("\(text) is not a number") }
-      return value
     case .string("NaN"): return .nan
     case .string("Infinity"): return .infinity
     case .string("-Infinity"): return -.infinity
-    case .string(let text):
-      guard let value = Double(text), text.first != " " else {
+    case .number(let text), .string(let text):
+      // Only JSON number syntax, bare or quoted (Swift's parser also takes "nan", "-inf",
+      // "0x1p3"); a finite number too large for a double is out of range, not infinity.
+      guard Self.isNumberSyntax(text), let value = Double(text) else {
         throw ProtobufJSONError("\"\(text)\" is not a number")
       }
+      guard value.isFinite else { throw ProtobufJSONError("\(text) is out of range for a double") }
       return value
     default: throw ProtobufJSONError("expected a number, got \(kind)")
     }
+  }
+
+  /// Whether `text` is a number as JSON writes them (RFC 8259 §6):
+  /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+  static func isNumberSyntax(_ text: String) -> Bool {
+    var bytes = text.utf8[...]
+    func digits() -> Int {
+      let count = bytes.prefix { (0x30...0x39).contains($0) }.count
+      bytes = bytes.dropFirst(count)
+      return count
+    }
+    if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+    if bytes.first == UInt8(ascii: "0") {
+      bytes = bytes.dropFirst()
+    } else if digits() == 0 {
+      return false
+    }
+    if bytes.first == UInt8(ascii: ".") {
+      bytes = bytes.dropFirst()
+      guard digits() > 0 else { return false }
+    }
+    if bytes.first == UInt8(ascii: "e") || bytes.first == UInt8(ascii: "E") {
+      bytes = bytes.dropFirst()
+      if bytes.first == UInt8(ascii: "+") || bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+      guard digits() > 0 else { return false }
+    }
+    return bytes.isEmpty
   }
 
   public func float() throws(ProtobufJSONError) -> Float {

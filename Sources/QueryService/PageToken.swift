@@ -39,7 +39,7 @@ struct PageToken: Equatable {
     "v2.\(issuedAt).\(PaymentClock.microseconds(cursor.createdAt)).\(cursor.paymentID).\(filterDigest)"
   }
 
-  private static func mac(_ text: String, key: [UInt8]) -> String {
+  static func mac(_ text: String, key: [UInt8]) -> String {
     hmacSHA256(key: key, message: Array(text.utf8)).prefix(16).map { String($0, radix: 16).leftPadded(2) }
       .joined()
   }
@@ -80,7 +80,7 @@ struct PageToken: Equatable {
     guard let issuedAt = Int64(parts[1]), let micros = Int64(parts[2]), (earliest...latest).contains(micros),
       PaymentID.isWellFormed(String(parts[3])), parts[4].utf8.count == 16
     else { return .failure(.notIssued) }
-    guard issuedAt <= now + 300, now - issuedAt <= maximumAge else { return .failure(.expired) }
+    guard issuedAt <= now + 300, issuedAt >= now - maximumAge else { return .failure(.expired) }
     return .success(
       PageToken(
         cursor: .init(

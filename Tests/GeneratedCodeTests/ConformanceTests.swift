@@ -147,6 +147,33 @@ struct JSONTests {
     }
   }
 
+  @Test("numbers in JSON strings follow JSON number syntax (found by ProtobufJSONFuzzer: \"-NaN\")")
+  func quotedNumbers() throws {
+    for (field, bad) in [
+      ("fDouble", "-NaN"), ("fDouble", "nan"), ("fDouble", "inf"), ("fDouble", "-infinity"),
+      ("fDouble", "0x1p3"), ("fDouble", "+1"), ("fDouble", "1."), ("fDouble", ".5"), ("fDouble", "1e400"),
+      ("fFloat", "NAN"), ("fInt32", "+5"), ("fInt32", "0x10"), ("fInt64", " 5"), ("fInt64", "5 "),
+      ("fInt64", "0x1p3"), ("fInt64", "1e"), ("fUint64", "-"), ("fInt32", ""),
+    ] {
+      let error = #expect(throws: ProtobufJSONError.self, "\(field): \(bad)") {
+        try Conformance_V1_Everything(jsonString: #"{"\#(field)": "\#(bad)"}"#)
+      }
+      #expect(error?.path == [field], "\(field): \(bad)")
+    }
+    #expect(throws: ProtobufJSONError.self) {
+      try Conformance_V1_Everything(jsonString: #"{"fDouble": 1e400}"#)
+    }
+    let good = try Conformance_V1_Everything(
+      jsonString:
+        #"{"fDouble": "-0.5e-3", "fFloat": "NaN", "fInt32": "1e3", "fInt64": "-0", "fUint64": "18446744073709551615"}"#
+    )
+    #expect(good.fDouble == -0.0005)
+    #expect(good.fFloat.isNaN)
+    #expect(good.fInt32 == 1000)
+    #expect(good.fInt64 == 0)
+    #expect(good.fUint64 == .max)
+  }
+
   @Test("Google's JSON for the reference message decodes to the expected values")
   func decodeTheirs() throws {
     let theirs = try ConformanceTests.python(["encode-json"])

@@ -249,6 +249,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--connections", type=int, default=20)
     arguments = parser.parse_args()
     scenarios = {
         "garbage-preface": lambda: garbage_preface(arguments.port),
@@ -260,7 +261,7 @@ def main():
         "silent": lambda: silent(arguments.port),
         "settings": lambda: settings(arguments.port),
         "pings": lambda: pings(arguments.port),
-        "partial-messages": lambda: partial_messages(arguments.port, arguments.seconds),
+        "partial-messages": lambda: partial_messages(arguments.port, arguments.seconds, arguments.connections),
     }
     print(json.dumps(scenarios[arguments.scenario]()))
 
