@@ -195,14 +195,23 @@ public struct Settings: Sendable {
     return try parse(text, path: path)
   }
 
+  /// Values (scalars, lists, mappings) a configuration file may hold, aliases counted each time.
+  static let maximumValues = 100_000
+
   /// The keys of configuration file text, flattened; `path` (its name) decides the format.
   static func parse(_ text: String, path: String) throws -> [String: [String]] {
+    guard text.utf8.count <= 1 << 20 else {
+      throw ConfigurationError("the configuration file \(path) is larger than 1 MiB")
+    }
     let document: Any?
     do {
       if path.hasSuffix(".json") {
         document = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
       } else if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
-        document = try Yams.load(yaml: text)
+        // Walk the composed nodes ourselves: Yams' own constructor traps on a key that is not a
+        // string (`? {a: 1}: x`), and aliases could make a small file expand without bound.
+        var budget = Self.maximumValues
+        document = try Yams.compose(yaml: text).map { try yamlValue($0, path: path, budget: &budget) }
       } else {
         throw ConfigurationError("the configuration file \(path) must end in .yaml, .yml or .json")
       }
@@ -218,6 +227,39 @@ public struct Settings: Sendable {
     var flat: [String: [String]] = [:]
     try flatten(root, prefix: "", into: &flat, path: path)
     return flat
+  }
+
+  /// A YAML node as the values JSON gives (String, Bool, Int, Double, NSNull, lists, mappings
+  /// with string keys).
+  private static func yamlValue(_ node: Node, path: String, budget: inout Int) throws -> Any {
+    budget -= 1
+    guard budget >= 0 else {
+      throw ConfigurationError(
+        "the configuration file \(path) holds more than \(maximumValues) values (aliases included)")
+    }
+    switch node {
+    case .scalar(let scalar):
+      switch Tag.Name(rawValue: node.tag.description) {
+      case .null: return NSNull()
+      case .bool: return Bool.construct(from: scalar) ?? scalar.string
+      case .int: return Int.construct(from: scalar) ?? scalar.string
+      case .float: return Double.construct(from: scalar) ?? scalar.string
+      default: return scalar.string
+      }
+    case .mapping(let mapping):
+      var values: [String: Any] = [:]
+      for (key, value) in mapping {
+        guard case .scalar(let name) = key else {
+          throw ConfigurationError("the configuration file \(path) has a key that is not a plain name")
+        }
+        values[name.string] = try yamlValue(value, path: path, budget: &budget)
+      }
+      return values
+    case .sequence(let sequence):
+      return try sequence.map { try yamlValue($0, path: path, budget: &budget) }
+    case .alias:
+      throw ConfigurationError("the configuration file \(path) uses an alias (*name); write the value out")
+    }
   }
 
   private static func flatten(

@@ -146,7 +146,10 @@ public struct PaymentOrderRules: Sendable {
   static func quoted(_ text: String) -> String {
     let cleaned = String(
       String.UnicodeScalarView(text.unicodeScalars.filter { $0.properties.generalCategory != .control }))
-    return cleaned.count > 40 ? String(cleaned.prefix(40)) + "…" : cleaned
+    // Counted in code points: one grapheme cluster ("a" and 600,000 combining marks) can be
+    // megabytes, and the quote ends up in the status message and trailers.
+    let scalars = cleaned.unicodeScalars
+    return scalars.count > 40 ? String(String.UnicodeScalarView(scalars.prefix(40))) + "…" : cleaned
   }
 }
 

@@ -62,7 +62,8 @@ struct PageToken: Equatable {
 
   /// Parses and verifies a token at `now` (seconds since 1970).
   static func decode(_ token: String, key: [UInt8], now: Int64) -> Result<PageToken, Problem> {
-    guard token.utf8.count <= 300 else { return .failure(.notIssued) }
+    // Issued tokens are unpadded base64url: padding or any other extra character is an alteration.
+    guard token.utf8.count <= 300, !token.contains("=") else { return .failure(.notIssued) }
     var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
     base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
     guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else {

@@ -293,7 +293,9 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     if id.isEmpty { throw RPCError(.invalidArgument, "\(field) is required") }
     guard PaymentID.isWellFormed(id) else {
       throw RPCError(
-        .invalidArgument, "\(field) '\(id.prefix(40))' is not a payment ID (pay_ and 32 hex digits)")
+        .invalidArgument,
+        "\(field) '\(String(String.UnicodeScalarView(id.unicodeScalars.prefix(40))))' is not a payment ID (pay_ and 32 hex digits)"
+      )
     }
   }
 }

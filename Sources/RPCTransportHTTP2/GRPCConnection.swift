@@ -479,13 +479,16 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
       return respondHTTPError(
         id, status: 405, message: "gRPC requires POST, got \(field(":method") ?? "no method")")
     }
-    guard let contentType = field("content-type"), contentType.hasPrefix("application/grpc"),
-      contentType == "application/grpc" || contentType.hasPrefix("application/grpc+")
-        || contentType.hasPrefix("application/grpc;")
-    else {
+    // Protobuf is the only codec: `application/grpc`, `application/grpc+proto`, with or without
+    // parameters; another subtype (`+json`) would be read as protobuf by mistake.
+    let mediaType = field("content-type")?.split(separator: ";", maxSplits: 1).first
+      .map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()).lowercased() }
+    guard mediaType == "application/grpc" || mediaType == "application/grpc+proto" else {
       return respondHTTPError(
         id, status: 415,
-        message: "content-type must be application/grpc, got \(field("content-type") ?? "none")")
+        message:
+          "content-type must be application/grpc or application/grpc+proto, got \(field("content-type") ?? "none")"
+      )
     }
     let stream = Stream(
       id: id, maximumMessageBytes: limits.maximumReceiveMessageBytes, requests: nil, parts: nil)
@@ -539,10 +542,14 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   func sendHeaders(_ id: Int32, _ metadata: Metadata) {
     guard let stream = streams[id], !stream.headersDone, !stream.outboundFinished else { return }
     stream.headersDone = true
-    try? session.submitResponse(
-      streamID: id,
-      [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
-        + GRPCHeaders.fields(from: metadata), endStream: false)
+    do {
+      try session.submitResponse(
+        streamID: id,
+        [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
+          + GRPCHeaders.fields(from: metadata), endStream: false)
+    } catch {
+      session.reset(streamID: id, errorCode: HTTP2ErrorCode.internalError)
+    }
     flush()
   }
 
@@ -550,19 +557,20 @@ final class GRPCConnection: EventLoopSource, @unchecked Sendable {
   func sendStatus(_ id: Int32, _ status: RPCStatus, trailers: Metadata, extra: [HTTP2Header] = []) {
     guard let stream = streams[id], !stream.outboundFinished else { return }
     stream.outboundFinished = true
-    var fields = [HTTP2Header("grpc-status", "\(status.code.rawValue)")]
-    if !status.message.isEmpty {
-      fields.append(HTTP2Header("grpc-message", GRPCHeaders.percentEncode(status.message)))
-    }
-    fields += extra + GRPCHeaders.fields(from: trailers)
+    let fields = GRPCHeaders.boundedTrailers(status: status, extra + GRPCHeaders.fields(from: trailers))
     if stream.headersDone {
       session.finish(streamID: id, trailers: fields)
     } else {
       stream.headersDone = true
-      try? session.submitResponse(
-        streamID: id,
-        [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")] + fields,
-        endStream: true)
+      do {
+        try session.submitResponse(
+          streamID: id,
+          [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")] + fields,
+          endStream: true)
+      } catch {
+        // Never leave the client waiting for an answer that cannot be sent.
+        session.reset(streamID: id, errorCode: HTTP2ErrorCode.internalError)
+      }
     }
     if !stream.inboundFinished || stream.discarding {
       // The client is still sending, but nothing it sends matters now: stop it once the status

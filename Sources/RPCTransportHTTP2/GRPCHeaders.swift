@@ -54,6 +54,43 @@ enum GRPCHeaders {
     return Data(base64Encoded: padded).map { [UInt8]($0) }
   }
 
+  /// The most bytes of `grpc-message` sent (percent-encoded); a longer message is cut, at a code
+  /// point, and ends in "…".
+  static let maximumMessageBytes = 2048
+  /// The most bytes (as HTTP/2 counts header lists: name + value + 32 per field) of a trailer
+  /// block: well under the 8 KiB that grpcio and others accept by default, so that the status
+  /// always arrives. Trailers that would go beyond it are left out.
+  static let maximumTrailerBytes = 7 << 10
+
+  /// `grpc-status`, `grpc-message` (cut to ``maximumMessageBytes``) and as many of `others` as
+  /// fit within ``maximumTrailerBytes``.
+  static func boundedTrailers(status: RPCStatus, _ others: [HTTP2Header]) -> [HTTP2Header] {
+    var fields = [HTTP2Header("grpc-status", "\(status.code.rawValue)")]
+    if !status.message.isEmpty {
+      var encoded = percentEncode(status.message)
+      if encoded.utf8.count > maximumMessageBytes {
+        var scalars = String.UnicodeScalarView()
+        var length = 0
+        for scalar in status.message.unicodeScalars {
+          let size = percentEncode(String(scalar)).utf8.count
+          guard length + size <= maximumMessageBytes - 9 else { break }
+          scalars.append(scalar)
+          length += size
+        }
+        encoded = percentEncode(String(scalars) + "…")
+      }
+      fields.append(HTTP2Header("grpc-message", encoded))
+    }
+    var total = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
+    for field in others {
+      let size = field.name.utf8.count + field.value.utf8.count + 32
+      guard total + size <= maximumTrailerBytes else { continue }
+      fields.append(field)
+      total += size
+    }
+    return fields
+  }
+
   /// `grpc-message` encoding: percent-encode everything outside printable ASCII, and `%`.
   static func percentEncode(_ message: String) -> String {
     var encoded = ""

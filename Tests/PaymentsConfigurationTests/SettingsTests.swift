@@ -124,6 +124,39 @@ struct SettingsTests {
     #expect(throws: ConfigurationError.self) { try Settings(keys: keys, file: broken, environment: [:]) }
   }
 
+  @Test("YAML that Yams' own constructor trapped on, or that would expand without bound, is an error")
+  func hostileYAML() throws {
+    let cases: [(String, String)] = [
+      // A key that is a mapping (found by ConfigurationFuzzer: Yams force-unwrapped it).
+      ("database:\n ? url: postgres://x\nworkers: 4\n", "not a plain name"),
+      ("? [a, b]\n: 1\n", "not a plain name"),
+      // Nine levels of ten aliases each: a billion values from a few hundred bytes.
+      (
+        "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+          + (1...8).map {
+            "l\($0): &l\($0) ["
+              + Array(repeating: $0 == 1 ? "*a" : "*l\($0 - 1)", count: 10).joined(separator: ",") + "]"
+          }
+          .joined(separator: "\n") + "\n",
+        "alias"
+      ),
+      ("workers: ~\n", "must be a string, number or boolean"),
+      ("workers: 2001-12-14\n", "is not an integer"),
+    ]
+    for (text, expected) in cases {
+      let path = try file("c.yaml", text)
+      do {
+        let settings = try Settings(keys: keys, file: path, environment: [:])
+        _ = try settings.integer("workers")
+        Issue.record("accepted: \(text.prefix(60))")
+      } catch {
+        #expect("\(error)".contains(expected), "\(text.prefix(60)): \(error)")
+      }
+    }
+    let huge = try file("c.yaml", "workers: 4\n# " + String(repeating: "x", count: 1 << 20) + "\n")
+    #expect(throws: ConfigurationError.self) { try Settings(keys: keys, file: huge, environment: [:]) }
+  }
+
   @Test("secrets never appear: not in the summary, not in errors, and they have no flag unless declared")
   func secrets() throws {
     let password = "hunter2-\(UUID())"

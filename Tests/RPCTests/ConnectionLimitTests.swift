@@ -87,4 +87,27 @@ struct ConnectionLimitTests {
       #expect(hostile.count == 2)
     }
   }
+
+  @Test("a huge status message (one grapheme of 600,000 code points) arrives cut, never stalls the call")
+  func hugeStatusMessage() async throws {
+    try await withHTTP2Server { port in
+      let transport = HTTP2ClientTransport(
+        configuration: .init(host: "127.0.0.1", port: port), logger: quietLogger("limits-client"))
+      defer { transport.close() }
+      let client = Echo_V1_Echo.Client(RPCClient(transport: transport))
+      let text = "a" + String(repeating: "\u{301}", count: 600_000)
+      let error = await #expect(throws: RPCError.self) {
+        try await client.get(.init(text, failWithCode: 3), options: .init(timeout: .seconds(20)))
+      }
+      #expect(error?.code == .invalidArgument, "\(String(describing: error?.code))")
+      let message = error?.message ?? ""
+      // (Compared in code points: the whole message is one grapheme cluster.)
+      #expect(Array(message.unicodeScalars.prefix(2)) == Array("a\u{301}".unicodeScalars))
+      #expect(message.unicodeScalars.last == "…")
+      #expect(message.utf8.count < 2048, "\(message.utf8.count) bytes")
+      // The connection is still good for the next call.
+      let next = try await client.get(.init("next"))
+      #expect(next.text == "next")
+    }
+  }
 }

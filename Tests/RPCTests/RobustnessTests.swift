@@ -34,12 +34,14 @@ struct RobustnessTests {
     }
   }
 
-  @Test("a request with a wrong content-type gets HTTP 415")
+  @Test("a request with a wrong content-type, or a codec we do not speak (+json), gets HTTP 415")
   func wrongContentType() async throws {
     try await withHTTP2Server { port in
-      let headers = try await Self.misbehave("wrong-content-type", port: port)
-      #expect(headers[":status"] as? String == "415", "\(headers)")
-      #expect((headers["grpc-message"] as? String)?.contains("content-type") == true)
+      for scenario in ["wrong-content-type", "json-content-type"] {
+        let headers = try await Self.misbehave(scenario, port: port)
+        #expect(headers[":status"] as? String == "415", "\(scenario): \(headers)")
+        #expect((headers["grpc-message"] as? String)?.contains("content-type") == true)
+      }
       try await Self.stillServes(port)
     }
   }

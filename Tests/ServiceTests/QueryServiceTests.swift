@@ -376,6 +376,17 @@ struct QueryServiceTests {
         #expect(error?.code == .invalidArgument, "character \(index) altered")
         #expect(error?.message.contains("page_token") == true)
       }
+      // So is one with base64 padding added (found by tools/interop/bad_input.py).
+      for padding in ["=", "=="] {
+        let error = await rpcError {
+          try await query.client.listPayments(
+            .with {
+              $0.pageSize = 2
+              $0.pageToken = first.nextPageToken + padding
+            }, metadata: query.metadata)
+        }
+        #expect(error?.code == .invalidArgument, "padding \(padding)")
+      }
       // A forged token with the old unsigned format and a cursor at Int64.max (it trapped).
       let forged = Data("v1.9223372036854775807.pay_00000000000000000000000000000000.0123456789abcdef".utf8)
         .base64EncodedString()

@@ -90,9 +90,9 @@ def garbage_preface(port):
     return {"closed": closed, "seconds": round(time.monotonic() - started, 3)}
 
 
-def wrong_content_type(port):
+def wrong_content_type(port, content_type="text/plain"):
     sock, conn = connect(port)
-    headers = [h if h[0] != "content-type" else ("content-type", "text/plain") for h in GRPC_HEADERS]
+    headers = [h if h[0] != "content-type" else ("content-type", content_type) for h in GRPC_HEADERS]
     conn.send_headers(1, headers, end_stream=True)
     sock.sendall(conn.data_to_send())
     events, _ = collect(sock, conn, stream_ended(1))
@@ -254,6 +254,7 @@ def main():
     scenarios = {
         "garbage-preface": lambda: garbage_preface(arguments.port),
         "wrong-content-type": lambda: wrong_content_type(arguments.port),
+        "json-content-type": lambda: wrong_content_type(arguments.port, "application/grpc+json"),
         "huge-length-prefix": lambda: huge_length_prefix(arguments.port),
         "rapid-reset": lambda: rapid_reset(arguments.port),
         "stall": lambda: stall(arguments.port, arguments.seconds),
