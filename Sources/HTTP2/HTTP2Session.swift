@@ -75,8 +75,10 @@ public final class HTTP2Session {
     public var maximumConcurrentStreams: UInt32 = 100
     /// SETTINGS_INITIAL_WINDOW_SIZE: bytes the peer may send per stream before it must wait.
     public var initialWindowSize: UInt32 = 1 << 20
-    /// The connection-wide receive window.
-    public var connectionWindowSize: Int32 = 4 << 20
+    /// The connection-wide receive window. It is granted up front, before any byte is
+    /// accounted, so each connection can make the process hold this much beyond its bounds: 1 MiB
+    /// (not more) keeps 20 hostile connections' worth under 256 MiB of RSS (docs/rpc.md).
+    public var connectionWindowSize: Int32 = 1 << 20
     /// SETTINGS_MAX_HEADER_LIST_SIZE, enforced on received header blocks.
     public var maximumHeaderListSize: UInt32 = 16 << 10
 

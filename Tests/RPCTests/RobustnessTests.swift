@@ -119,7 +119,7 @@ struct RobustnessTests {
           "interop/raw_h2.py", ["--port", "\(port)", "--scenario", "partial-messages", "--seconds", "8"])
       }
       // While the attack runs, another client is served, and the server's inbound buffers stay
-      // under the process bound plus one connection window (4 MiB) per attacking connection.
+      // under the process bound plus one connection window (1 MiB) per attacking connection.
       var peak = 0
       for _ in 0..<10 {
         try await Task.sleep(for: .milliseconds(500))
@@ -131,7 +131,7 @@ struct RobustnessTests {
       let result = try #require(
         try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
       let sent = try #require(result["sent_bytes"] as? Int)
-      let bound = InboundMemory.limit + 20 * (4 << 20)
+      let bound = InboundMemory.limit + 20 * (1 << 20)
       print(
         "partial messages: the peers sent \(sent) bytes; the server held at most \(peak) (bound \(bound))")
       #expect(peak <= bound, "the server held \(peak) bytes")
