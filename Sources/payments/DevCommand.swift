@@ -2,6 +2,8 @@ import ArgumentParser
 import DevStack
 import Foundation
 import Glibc
+import Logging
+import Postgres
 import UnixSignals
 
 /// `payments dev`: the whole platform on this machine, in one command.
@@ -121,6 +123,16 @@ struct DevCommand: AsyncParsableCommand {
           atPath: keyFile, contents: Data((apiKey + "\n").utf8), attributes: [.posixPermissions: 0o600])
       }
 
+      // The dev broker keeps nothing between runs: what the relays marked published to the last
+      // one and the consumers had not yet taken in would never arrive.
+      let (orders, events) = try await Self.republishUnseen(database)
+      if orders + events > 0 {
+        output.line(
+          "dev",
+          "the dev broker starts empty: publishing again \(orders) orders and \(events) events that the dispatchers or the query service had not taken in"
+        )
+      }
+
       // The broker, then the parts that need it.
       let bootstrapFile = directory + "/bootstrap"
       try? FileManager.default.removeItem(atPath: bootstrapFile)
@@ -219,6 +231,45 @@ struct DevCommand: AsyncParsableCommand {
   }
 
   /// This executable's path.
+  /// Marks for publishing again every outbox row whose effect is not in the database yet: an
+  /// order that a dispatcher or the query service has not stored, an event of a payment whose read
+  /// model is behind the dispatcher's version (the consumers ignore what they already have, by
+  /// payment ID and version). Dead-lettered rows stay as they are. Returns the rows of each kind.
+  static func republishUnseen(_ database: String) async throws -> (orders: Int, events: Int) {
+    var logger = Logger(label: "payments.dev")
+    logger.logLevel = .warning
+    let pool = PostgresConnectionPool(connectionString: database, maximumConnections: 1, logger: logger)
+    do {
+      let counts = try await republishUnseen(pool)
+      await pool.close()
+      return counts
+    } catch {
+      await pool.close()
+      throw error
+    }
+  }
+
+  private static func republishUnseen(_ pool: PostgresConnectionPool) async throws -> (
+    orders: Int, events: Int
+  ) {
+    let orders = try await pool.execute(
+      """
+      UPDATE command.outbox o SET published_at = NULL
+      WHERE o.published_at IS NOT NULL AND o.dead_lettered_at IS NULL
+        AND (NOT EXISTS (SELECT 1 FROM dispatcher.payments d WHERE d.payment_id = o.message_key)
+             OR NOT EXISTS (SELECT 1 FROM query.payments q WHERE q.payment_id = o.message_key))
+      """)
+    let events = try await pool.execute(
+      """
+      UPDATE dispatcher.outbox o SET published_at = NULL
+      FROM dispatcher.payments d
+      WHERE o.published_at IS NOT NULL AND o.dead_lettered_at IS NULL AND d.payment_id = o.message_key
+        AND NOT EXISTS (
+          SELECT 1 FROM query.payments q WHERE q.payment_id = d.payment_id AND q.version >= d.version)
+      """)
+    return (orders, events)
+  }
+
   static func executablePath() throws -> String {
     var buffer = [CChar](repeating: 0, count: 4096)
     let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)

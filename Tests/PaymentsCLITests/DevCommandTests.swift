@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
+import Logging
 import PaymentsTestSupport
+import Postgres
 import Testing
 
 /// A `payments dev` run in the background, its output collected in a file.
@@ -185,5 +187,67 @@ struct DevCommandTests {
     }
     #expect(try await second.interrupt() == 0)
     #expect(processes(mentioning: directory).isEmpty)
+  }
+
+  @Test(
+    "Ctrl-C right after a burst of payments, then a restart: every payment still ends terminal (the new broker gets what the old one took)"
+  )
+  func restartLosesNothing() async throws {
+    let directory = "/tmp/payments-dev-test-\(UUID().uuidString.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let ports = try fixedPorts(5)
+    let metrics = try fixedPortRange(3)
+    let arguments = [
+      "--data-dir", directory, "--command-port", "\(ports[0])", "--query-port", "\(ports[1])",
+      "--dispatcher-port", "\(ports[2])", "--sandbox-port", "\(ports[3])", "--postgres-port", "\(ports[4])",
+      "--metrics-port", "\(metrics)", "--log-level", "warning",
+    ]
+    // (The platform charges 2 payments a second: 40 take 20 s after the restart.)
+    let count = 40
+    let first = try DevRun.start(arguments + ["--fresh"])
+    var firstStopped = false
+    defer {
+      if !firstStopped {
+        kill(first.pid, SIGKILL)
+        _ = try? ChildProcess.wait(first.pid)
+      }
+    }
+    _ = try await first.waitUntilReady()
+    let key = try String(contentsOfFile: directory + "/api-key", encoding: .utf8).trimmingCharacters(
+      in: .whitespacesAndNewlines)
+    let load = try await ChildProcess.run(
+      "/usr/bin/env",
+      [
+        "PAYMENTS_API_KEY=\(key)", try Executables.path("paymentsctl"), "load", "--count", "\(count)",
+        "--concurrency", "16", "--plaintext", "--command", "127.0.0.1:\(ports[0])", "--query",
+        "127.0.0.1:\(ports[1])",
+      ])
+    #expect(load.status == 0, "\(load.output)")
+    // At once: most orders are published to the broker that is about to vanish, few taken in.
+    #expect(try await first.interrupt() == 0, "\(first.output)")
+    firstStopped = true
+
+    let second = try DevRun.start(arguments)
+    defer {
+      kill(second.pid, SIGKILL)
+      _ = try? ChildProcess.wait(second.pid)
+    }
+    _ = try await second.waitUntilReady()
+    var logger = Logger(label: "dev-test")
+    logger.logLevel = .warning
+    let pool = PostgresConnectionPool(
+      connectionString: "postgresql://postgres@127.0.0.1:\(ports[4])/postgres", maximumConnections: 1,
+      logger: logger)
+    var terminal: Int64 = 0
+    let deadline = ContinuousClock.now + .seconds(240)
+    while terminal < count, ContinuousClock.now < deadline {
+      try await Task.sleep(for: .seconds(1))
+      // SUCCEEDED (4) or FAILED (5), as the read model shows them.
+      let rows = try await pool.query("SELECT count(*) FROM query.payments WHERE status IN (4, 5)")
+      terminal = try rows[0].decode(Int64.self, at: 0)
+    }
+    await pool.close()
+    #expect(terminal == Int64(count), "terminal in the read model after the restart:\n\(second.output)")
+    #expect(try await second.interrupt() == 0)
   }
 }
