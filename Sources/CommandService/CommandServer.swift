@@ -32,6 +32,10 @@ public struct CommandServer: Sendable {
     /// How long idempotency records are kept: a key may be reused for a new payment after this
     /// (at least the 30 days the API promises).
     public var idempotencyRetention: Duration = .seconds(30 * 86400)
+    /// Failed authentications one client address may have in a burst, and how fast that budget
+    /// refills (``FailedAuthenticationLimiter``).
+    public var failedAuthenticationBurst = 20
+    public var failedAuthenticationRefill: Duration = .seconds(3)
 
     public init(databaseURL: String, kafka: KafkaClientConfiguration) {
       self.databaseURL = databaseURL
@@ -94,7 +98,10 @@ public struct CommandServer: Sendable {
       interceptors: [
         RPCMetricsInterceptor(),
         AuthInterceptor(
-          store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite]),
+          store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite],
+          failures: FailedAuthenticationLimiter(
+            burst: configuration.failedAuthenticationBurst,
+            refillInterval: configuration.failedAuthenticationRefill)),
       ],
       logger: logger)
     let runsRelay = configuration.runsRelay

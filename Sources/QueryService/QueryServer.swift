@@ -19,6 +19,10 @@ public struct QueryServer: Sendable {
     /// The projection's consumer (group `payments-query` by default).
     public var consumer: KafkaConsumerConfiguration
     public var handler = PaymentQueryHandler.Configuration()
+    /// Failed authentications one client address may have in a burst, and how fast that budget
+    /// refills (``FailedAuthenticationLimiter``).
+    public var failedAuthenticationBurst = 20
+    public var failedAuthenticationRefill: Duration = .seconds(3)
 
     public init(databaseURL: String, consumer: KafkaConsumerConfiguration) {
       self.databaseURL = databaseURL
@@ -76,7 +80,10 @@ public struct QueryServer: Sendable {
         interceptors: [
           RPCMetricsInterceptor(),
           AuthInterceptor(
-            store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead]),
+            store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead],
+            failures: FailedAuthenticationLimiter(
+              burst: configuration.failedAuthenticationBurst,
+              refillInterval: configuration.failedAuthenticationRefill)),
         ],
         logger: logger)
       shutdown.onTrigger {

@@ -73,6 +73,8 @@ struct PlatformOptions: Sendable {
   var runsRelay = true
   var query = PaymentQueryHandler.Configuration()
   var rules = PaymentOrderRules(maximumAmountMinor: 1_000_000_000, knownProviders: ["sandbox", "hmacpay"])
+  /// How fast an address's failed-authentication budget refills (services' default: 3 s).
+  var failedAuthenticationRefill: Duration = .seconds(3)
 }
 
 /// Runs `body` against a fresh platform and stops it afterwards.
@@ -89,11 +91,13 @@ func withPlatform<Result: Sendable>(
   command.databaseConnections = 8
   command.rules = options.rules
   command.runsRelay = options.runsRelay
+  command.failedAuthenticationRefill = options.failedAuthenticationRefill
   var query = QueryServer.Configuration(
     databaseURL: url, consumer: TestKafka.consumer(cluster, group: "payments-query", id: "query"))
   query.transport = .init(host: "127.0.0.1", port: 0)
   query.databaseConnections = 8
   query.handler = options.query
+  query.failedAuthenticationRefill = options.failedAuthenticationRefill
   let commandConfiguration = command
   let queryConfiguration = query
   let commandPort = PortBox()

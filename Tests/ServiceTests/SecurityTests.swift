@@ -71,7 +71,11 @@ struct SecurityTests {
     "an address that keeps failing gets RESOURCE_EXHAUSTED instead of database lookups; a known good key from it still works"
   )
   func failedAuthenticationLimit() async throws {
-    try await withPlatform(PlatformOptions(runQuery: false)) { platform in
+    // A refill slower than any test run: the budget is spent whatever the machine's speed (with
+    // the default 3 s, 21 failures spread over 27 s on a loaded machine never ran out).
+    var options = PlatformOptions(runQuery: false)
+    options.failedAuthenticationRefill = .seconds(3600)
+    try await withPlatform(options) { platform in
       let good = platform.commandClient(try await platform.key())
       defer { good.close() }
       _ = try await good.client.submitPayment(validRequest(), metadata: good.metadata)  // cached now
