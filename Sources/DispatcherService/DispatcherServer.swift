@@ -138,7 +138,10 @@ public struct DispatcherServer: Sendable {
     let health = HealthService()
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
     let server = RPCServer(
-      transport: transport, services: [health], interceptors: [RPCMetricsInterceptor()], logger: logger)
+      // Reflection of health and reflection themselves: grpcurl and paymentsctl need it to call
+      // anything, even the health check.
+      transport: transport, services: [health, try ReflectionService(files: [])],
+      interceptors: [RPCMetricsInterceptor()], logger: logger)
     let finalRegistry = registry
     let finalIntake = intake
     let shutdown = ShutdownSignal()

@@ -144,11 +144,11 @@ struct DevCommand: AsyncParsableCommand {
         "PAYMENTS_SHUTDOWN_GRACE": "3",
       ]
       try supervisor.start(
-        "sandbox", me, ["provider-sandbox", "--host", "127.0.0.1", "--port", "\(sandboxPort)"])
+        "sandbox", me, ["provider-sandbox", "--host", "127.0.0.1", "--port", "\(sandboxPort)"], restart: true)
       try supervisor.start(
         "command", me,
         ["command", "--host", "127.0.0.1", "--port", "\(commandPort)", "--admin-port", "\(metricsPort)"],
-        environment: environment)
+        environment: environment, restart: true)
       var ports = [sandboxPort, commandPort, queryPort]
       for index in 0..<dispatchers {
         let port = dispatcherPort + index
@@ -158,12 +158,12 @@ struct DevCommand: AsyncParsableCommand {
           [
             "dispatcher", "--host", "127.0.0.1", "--port", "\(port)", "--provider",
             "sandbox=http://127.0.0.1:\(sandboxPort)", "--admin-port", "\(metricsPort + 2 + index)",
-          ], environment: environment)
+          ], environment: environment, restart: true)
       }
       try supervisor.start(
         "query", me,
         ["query", "--host", "127.0.0.1", "--port", "\(queryPort)", "--admin-port", "\(metricsPort + 1)"],
-        environment: environment)
+        environment: environment, restart: true)
       for port in ports { try await Self.waitForPort(port, timeout: .seconds(60), supervisor: supervisor) }
 
       let ctl = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("paymentsctl")

@@ -26,11 +26,21 @@ final class PrefixedOutput: @unchecked Sendable {
 
 /// The child processes of `payments dev`: started in process groups of their own (so that a
 /// terminal's Ctrl-C reaches only `payments dev`, which stops them in order), their output
-/// relayed line by line with their name, their exits watched.
+/// relayed line by line with their name, their exits watched. A part started with `restart`
+/// that dies is started again after a backoff (1 s, doubling up to 30 s); one that died 5 times
+/// within 5 minutes, or any other part, ends the whole run.
 final class Supervisor: @unchecked Sendable {
   private struct Child {
     let name: String
     let pid: Int32
+  }
+
+  private struct Part {
+    let name: String
+    let program: String
+    let arguments: [String]
+    let environment: [String: String]
+    let restart: Bool
   }
 
   private let output: PrefixedOutput
@@ -41,7 +51,7 @@ final class Supervisor: @unchecked Sendable {
   private let unexpected: AsyncStream<String>
   private let unexpectedContinuation: AsyncStream<String>.Continuation
 
-  /// True once a part exited that was not asked to.
+  /// True once a part exited that was not asked to (and was not restarted).
   private(set) var failed: Bool {
     get { lock.withLock { _failed } }
     set { lock.withLock { _failed = newValue } }
@@ -53,10 +63,18 @@ final class Supervisor: @unchecked Sendable {
     (unexpected, unexpectedContinuation) = AsyncStream.makeStream()
   }
 
-  /// Starts `program` as part `name`.
-  func start(_ name: String, _ program: String, _ arguments: [String], environment: [String: String] = [:])
-    throws
-  {
+  /// Starts `program` as part `name`; `restart`: start it again when it dies.
+  func start(
+    _ name: String, _ program: String, _ arguments: [String], environment: [String: String] = [:],
+    restart: Bool = false
+  ) throws {
+    try launch(
+      Part(name: name, program: program, arguments: arguments, environment: environment, restart: restart),
+      deaths: [])
+  }
+
+  private func launch(_ part: Part, deaths: [ContinuousClock.Instant]) throws {
+    let name = part.name
     var descriptors: [Int32] = [0, 0]
     guard pipe(&descriptors) == 0 else { throw DevStackError("pipe failed: \(errno)") }
     // The read end must not leak into the children.
@@ -64,14 +82,20 @@ final class Supervisor: @unchecked Sendable {
     let pid: Int32
     do {
       pid = try ChildProcess.spawn(
-        program, arguments, output: descriptors[1], environment: environment, newProcessGroup: true)
+        part.program, part.arguments, output: descriptors[1], environment: part.environment,
+        newProcessGroup: true)
     } catch {
       close(descriptors[0])
       close(descriptors[1])
       throw error
     }
     close(descriptors[1])
-    lock.withLock { children.append(Child(name: name, pid: pid)) }
+    let lateForShutdown = lock.withLock { () -> Bool in
+      children.append(Child(name: name, pid: pid))
+      return stopping
+    }
+    // A restart that raced a shutdown: stopAll may not have seen this child.
+    if lateForShutdown { kill(pid, SIGTERM) }
     let output = output
     let reader = descriptors[0]
     Thread {
@@ -96,11 +120,28 @@ final class Supervisor: @unchecked Sendable {
         exited[pid] = status
         return stopping
       }
-      if !expected {
-        failed = true
-        output.line("dev", "\(name) exited unexpectedly (status \(status))")
-        unexpectedContinuation.yield("\(name) exited with status \(status)")
+      guard !expected else { return }
+      let now = ContinuousClock.now
+      let recent = (deaths + [now]).filter { now - $0 < .seconds(300) }
+      if part.restart, recent.count < 5 {
+        let delay = Duration.seconds(min(30, 1 << (recent.count - 1)))
+        output.line("dev", "\(name) exited unexpectedly (status \(status)); restarting it in \(delay)")
+        let restartAt = now + delay
+        while ContinuousClock.now < restartAt {
+          if lock.withLock({ stopping }) { return }
+          usleep(50_000)
+        }
+        if lock.withLock({ stopping }) { return }
+        do {
+          try launch(part, deaths: recent)
+          return
+        } catch {
+          output.line("dev", "\(name) could not be started again: \(error)")
+        }
       }
+      failed = true
+      output.line("dev", "\(name) exited unexpectedly (status \(status))")
+      unexpectedContinuation.yield("\(name) exited with status \(status)")
     }.start()
   }
 

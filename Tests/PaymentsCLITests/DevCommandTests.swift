@@ -154,8 +154,47 @@ struct DevCommandTests {
     let dispatcherMetrics = try await httpGet("http://127.0.0.1:\(metrics + 2)/metrics")
     #expect(dispatcherMetrics.contains("provider_calls_total{"), "\(dispatcherMetrics)")
 
+    // Every gRPC port serves reflection, the dispatcher's health port too (grpcurl and
+    // paymentsctl need it to call anything there).
+    let listed = try await ChildProcess.run(
+      try Executables.path("paymentsctl"), ["list", "127.0.0.1:\(ports[2])", "--plaintext"])
+    #expect(listed.status == 0, "\(listed.output)")
+    #expect(listed.output.contains("grpc.health.v1.Health"), "\(listed.output)")
+    #expect(!listed.output.contains("payments.v1"), "the dispatcher serves no payments service")
+
+    // A service that dies is started again: kill the query service and read the payment through
+    // it once more.
+    let queryProcess = try #require(
+      children(of: first.pid).first { pid in
+        let line = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+        return line.split(separator: "\0").dropFirst().first == "query"
+      })
+    kill(queryProcess, SIGKILL)
+    if let paymentID {
+      let key = try String(contentsOfFile: directory + "/api-key", encoding: .utf8).trimmingCharacters(
+        in: .whitespacesAndNewlines)
+      var shown = ""
+      let deadline = ContinuousClock.now + .seconds(60)
+      while !shown.contains("status: SUCCEEDED"), ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(500))
+        shown =
+          (try? await ChildProcess.run(
+            "/usr/bin/env",
+            [
+              "PAYMENTS_API_KEY=\(key)",
+              try Executables.path("paymentsctl"), "get", String(paymentID), "--plaintext", "--command",
+              "127.0.0.1:\(ports[0])", "--query", "127.0.0.1:\(ports[1])",
+            ]
+          ).output) ?? ""
+      }
+      #expect(shown.contains("status: SUCCEEDED"), "the restarted query service answers: \(shown)")
+    }
+    #expect(first.output.contains("query exited unexpectedly"), "\(first.output)")
+    #expect(first.output.contains("restarting it in"))
+
     let spawned = children(of: first.pid)
     #expect(spawned.count == 5, "broker, sandbox, command, dispatcher and query: \(spawned)")
+    #expect(!spawned.contains(queryProcess))
     #expect(try await first.interrupt() == 0, "\(first.output)")
     stopped = true
     #expect(spawned.filter { kill($0, 0) == 0 }.isEmpty, "no child left running")
