@@ -27,9 +27,17 @@ struct ConnectionOptions: ParsableArguments {
   @Flag(name: .shortAndLong, help: "Show request and response headers, trailers and timing (on stderr).")
   var verbose = false
 
-  /// The `-H` headers as metadata.
-  func metadata() throws -> Metadata {
+  /// The `-H` headers as metadata, with `authorization: Bearer $PAYMENTS_API_KEY` unless a `-H`
+  /// sets `authorization` itself.
+  func metadata(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Metadata {
     var metadata = Metadata()
+    let ownAuthorization = headers.contains {
+      $0.split(separator: ":", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased()
+        == "authorization"
+    }
+    if !ownAuthorization, let key = environment["PAYMENTS_API_KEY"], !key.isEmpty {
+      metadata.addString("Bearer \(key)", forKey: "authorization")
+    }
     for header in headers {
       guard let colon = header.firstIndex(of: ":") else {
         throw ValidationError("-H '\(header)': expected 'name: value'")

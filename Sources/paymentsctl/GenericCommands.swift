@@ -85,7 +85,9 @@ struct CallCommand: AsyncParsableCommand {
   @Argument(help: "The method, as package.Service/Method (or package.Service.Method).")
   var method: String
 
-  @Option(name: [.customShort("d"), .customLong("data")], help: "Request JSON, @FILE or @-.")
+  @Option(
+    name: [.customShort("d"), .customLong("data")], help: "Request JSON, @FILE, or @ / @- for standard input."
+  )
   var data: String?
 
   @Flag(name: .customLong("emit-defaults"), help: "Print fields that have their default value too.")
@@ -185,7 +187,7 @@ struct CallCommand: AsyncParsableCommand {
 
   private func readInput() throws -> String {
     guard let data else { return "" }
-    if data == "@-" {
+    if data == "@-" || data == "@" {  // `-d @` is grpcurl's spelling of standard input
       return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
     }
     if data.hasPrefix("@") {

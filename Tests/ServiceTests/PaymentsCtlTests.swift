@@ -97,6 +97,33 @@ struct PaymentsCtlTests {
           "\(ctl) call \(command) payments.v1.PaymentCommandService/SubmitPayment --plaintext -H 'authorization: Bearer \(key)' -d @- < \(file.path)",
         ])
       #expect(try jsonDocuments(fromStdin.output).first?["replayed"] as? Bool == true, "\(fromStdin.output)")
+      // grpcurl habits: single-dash long flags, `-d @` for standard input, the key from
+      // PAYMENTS_API_KEY instead of a -H.
+      let grpcurlStyle = try await ChildProcess.run(
+        "/bin/sh",
+        [
+          "-c",
+          "PAYMENTS_API_KEY=\(key) \(ctl) call -plaintext -max-time 10 -d @ \(command) payments.v1.PaymentCommandService/SubmitPayment < \(file.path)",
+        ])
+      #expect(grpcurlStyle.status == 0, "\(grpcurlStyle.output)")
+      #expect(
+        try jsonDocuments(grpcurlStyle.output).first?["replayed"] as? Bool == true, "\(grpcurlStyle.output)")
+      // grpcurl's order: flags, the address, then list / describe / the method.
+      let listed = try await paymentsctl(["-plaintext", command, "list"])
+      #expect(listed.output.contains("payments.v1.PaymentCommandService"), "\(listed.output)")
+      let described = try await paymentsctl(["-plaintext", command, "describe", "payments.v1.Money"])
+      #expect(described.output.contains("int64 amount_minor = 2;"), "\(described.output)")
+      let called = try await paymentsctl(
+        ["-plaintext", "-d", order, command, "payments.v1.PaymentCommandService/SubmitPayment"],
+        environment: ["PAYMENTS_API_KEY": key])
+      #expect(try jsonDocuments(called.output).first?["replayed"] as? Bool == true, "\(called.output)")
+      // A -H authorization wins over the environment's key.
+      let overridden = try await paymentsctl(
+        [
+          "call", command, "payments.v1.PaymentCommandService/SubmitPayment", "-plaintext",
+          "-H", "authorization: Bearer pk_0000000000000000_nope", "-d", order,
+        ], environment: ["PAYMENTS_API_KEY": key])
+      #expect(overridden.status == 80, "UNAUTHENTICATED: \(overridden.output)")
 
       // A server-streaming call: the current state arrives, then (no dispatcher runs) the
       // deadline ends the stream: exit 64 + DEADLINE_EXCEEDED (4).
