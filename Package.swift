@@ -215,7 +215,8 @@ let package = Package(
       ],
       exclude: ["protobuf.json"], plugins: ["ProtobufGenerator"]),
     .testTarget(
-      name: "PaymentsCLITests", dependencies: ["PaymentsTestSupport", "PaymentsSchema", "Kafka", "Postgres"]),
+      name: "PaymentsCLITests",
+      dependencies: ["PaymentsTestSupport", "PaymentsSchema", "Kafka", "Postgres", "DevStack"]),
     .testTarget(
       name: "DispatcherTests",
       dependencies: [

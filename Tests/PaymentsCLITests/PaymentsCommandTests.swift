@@ -1,3 +1,4 @@
+import DevStack
 import Foundation
 import Glibc
 import Kafka
@@ -79,5 +80,31 @@ struct PaymentsCommandTests {
       payments, ["migrate", "--database-url", "host=127.0.0.1 port=1 dbname=x connect_timeout=2"])
     #expect(bad.status != 0)
     #expect(bad.output.contains("connection failed") || bad.output.contains("Connection refused"))
+  }
+
+  @Test("`payments migrate --wait` keeps trying until PostgreSQL accepts connections, then migrates")
+  func migrateWaits() async throws {
+    let payments = try Executables.path("payments")
+    // Nothing listens: it gives up after the wait, saying so.
+    let started = ContinuousClock.now
+    let nobody = try await ChildProcess.run(
+      payments, ["migrate", "--wait", "2", "--database-url", "host=127.0.0.1 port=1 dbname=x"])
+    #expect(nobody.status != 0)
+    #expect(nobody.output.contains("did not accept a connection within 2.0 s"), "\(nobody.output)")
+    #expect(ContinuousClock.now - started >= .seconds(1))
+    // A server that comes up 3 s after migrate started.
+    let cluster = try LocalPostgresCluster.create(prefix: "migrate-wait")
+    defer {
+      try? cluster.stop()
+      try? FileManager.default.removeItem(atPath: cluster.directory)
+    }
+    async let migrated = ChildProcess.run(
+      payments, ["migrate", "--wait", "60", "--database-url", cluster.connectionString])
+    try await Task.sleep(for: .seconds(3))
+    try cluster.start()
+    let result = try await migrated
+    #expect(result.status == 0, "\(result.output)")
+    #expect(result.output.contains("waiting for PostgreSQL"), "\(result.output)")
+    #expect(result.output.contains("\(PaymentsMigrations.all.count) applied"), "\(result.output)")
   }
 }
