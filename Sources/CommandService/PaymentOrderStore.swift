@@ -37,7 +37,7 @@ public enum SubmissionOutcome: Sendable, Equatable {
 
 /// Writes payment orders with group commit: submissions that arrive while earlier ones are being
 /// written are stored together, in one statement and one transaction, so one WAL flush serves
-/// many clients (ARCHITECTURE.md §5, §6).
+/// many clients (docs/design.md §5, §6).
 ///
 /// Each batch is one `INSERT … ON CONFLICT DO NOTHING` into `command.idempotency_keys` whose
 /// winners go on, in the same statement, into `command.payments` and `command.outbox`. The

@@ -6,7 +6,7 @@ import PaymentsProto
 public import ServiceKit
 import Synchronization
 
-/// Executes payments (ARCHITECTURE.md §5–§7): one rate-limit grant per provider call, one
+/// Executes payments (docs/design.md §5–§7): one rate-limit grant per provider call, one
 /// fenced claim per grant, the decisions in ``WorkDecision``.
 ///
 /// One round of a worker:

@@ -1,6 +1,6 @@
 public import PaymentsProto
 
-/// The payment lifecycle of ARCHITECTURE.md §5 as a state machine: which status may follow
+/// The payment lifecycle of docs/design.md §5 as a state machine: which status may follow
 /// which.
 ///
 /// ```

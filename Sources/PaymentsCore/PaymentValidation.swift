@@ -15,7 +15,7 @@ public struct FieldViolation: Sendable, Hashable, CustomStringConvertible {
   public var description: String { "\(field): \(problem)" }
 }
 
-/// The rules a payment order must satisfy before it is stored (ARCHITECTURE.md §4).
+/// The rules a payment order must satisfy before it is stored (docs/design.md §4).
 public struct PaymentOrderRules: Sendable {
   /// The largest accepted `amount.amount_minor`.
   public var maximumAmountMinor: Int64

@@ -2,7 +2,7 @@
 /// knows no transport and no database; the services build on it.
 public enum PaymentsCoreModule {}
 
-/// The Kafka topics of the platform (ARCHITECTURE.md §1).
+/// The Kafka topics of the platform (docs/design.md §1).
 public enum PaymentsTopic {
   /// Accepted payment orders, published by the command service's outbox relay; key = payment ID.
   public static let orders = "payments.orders.v1"

@@ -1,4 +1,4 @@
-/// When to try a provider call again: exponential backoff with full jitter (ARCHITECTURE.md §5).
+/// When to try a provider call again: exponential backoff with full jitter (docs/design.md §5).
 ///
 /// The ceiling for the wait after attempt *n* (1-based) is `min(cap, base × factor^(n−1))`; the
 /// wait itself is drawn uniformly from `0...ceiling` ("full jitter"), so that payments failing
@@ -9,7 +9,7 @@ public struct RetryPolicy: Sendable, Hashable {
   public var cap: Duration
   public var maximumAttempts: Int
 
-  /// The defaults of ARCHITECTURE.md §5: 500 ms, ×2, at most 60 s, 8 attempts.
+  /// The defaults of docs/design.md §5: 500 ms, ×2, at most 60 s, 8 attempts.
   public init(
     base: Duration = .milliseconds(500), factor: Double = 2, cap: Duration = .seconds(60),
     maximumAttempts: Int = 8

@@ -7,7 +7,7 @@ import Synchronization
 import TLS
 
 /// `payments provider-sandbox`: an HTTP/JSON stand-in for an external payment provider
-/// (ARCHITECTURE.md §8), Stripe-like, that keeps evidence for tests.
+/// (docs/design.md §8), Stripe-like, that keeps evidence for tests.
 ///
 /// - `POST /v1/charges` with an `Idempotency-Key` header and `{"amount", "currency", "source",
 ///   "destination", "description"}`: creates a charge (201), or returns the charge made earlier

@@ -3,7 +3,7 @@ public import Postgres
 import Synchronization
 import TLS
 
-/// What a key may do (ARCHITECTURE.md §10).
+/// What a key may do (docs/design.md §10).
 public enum APIScope: String, Sendable, CaseIterable, Hashable {
   /// Submit payments (the command service).
   case paymentsWrite = "payments.write"

@@ -1,7 +1,7 @@
 public import RPCCore
 
 /// Authenticates every call with `authorization: Bearer <api key>` and checks the scope its
-/// service requires (ARCHITECTURE.md §10). Health and reflection are open.
+/// service requires (docs/design.md §10). Health and reflection are open.
 ///
 /// Missing, malformed, unknown or revoked keys end the call with `UNAUTHENTICATED`; a key
 /// without the required scope with `PERMISSION_DENIED`. An address with too many failed

@@ -4,7 +4,7 @@ import Metrics
 public import Postgres
 
 /// Publishes a schema's transactional outbox (`<schema>.outbox`) to Kafka: at least once, in id
-/// order, marking rows published only after Kafka acknowledged them (ARCHITECTURE.md §5).
+/// order, marking rows published only after Kafka acknowledged them (docs/design.md §5).
 ///
 /// Any number of relays may run against one schema: each batch first takes a session-level
 /// advisory lock on the outbox (on the connection the batch uses), so one relay publishes at a

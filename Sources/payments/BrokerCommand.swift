@@ -6,7 +6,7 @@ import PaymentsCore
 import ServiceLifecycle
 import UnixSignals
 
-/// `payments broker`: the development Kafka broker (librdkafka's mock cluster, ARCHITECTURE.md §9).
+/// `payments broker`: the development Kafka broker (librdkafka's mock cluster, docs/design.md §9).
 struct BrokerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "broker",

@@ -3,7 +3,7 @@ import Logging
 import Postgres
 import ServiceKit
 
-/// `payments keys create|revoke`: API keys of client systems (ARCHITECTURE.md §10).
+/// `payments keys create|revoke`: API keys of client systems (docs/design.md §10).
 struct KeysCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "keys", abstract: "Create and revoke API keys.",

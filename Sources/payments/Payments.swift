@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// `payments`: the server binary, one subcommand per role (ARCHITECTURE.md §3).
+/// `payments`: the server binary, one subcommand per role (docs/design.md §3).
 @main
 struct Payments: AsyncParsableCommand {
   static let configuration = CommandConfiguration(

@@ -3,7 +3,7 @@ import Logging
 import PaymentsConfiguration
 import ProviderSandbox
 
-/// `payments provider-sandbox`: a simulated external payment provider (ARCHITECTURE.md §8).
+/// `payments provider-sandbox`: a simulated external payment provider (docs/design.md §8).
 struct ProviderSandboxCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "provider-sandbox",

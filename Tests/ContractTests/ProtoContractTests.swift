@@ -2,7 +2,7 @@ import Foundation
 import PaymentsTestSupport
 import Testing
 
-/// The `.proto` files in `proto/` are the public API contract (ARCHITECTURE.md §4).
+/// The `.proto` files in `proto/` are the public API contract (docs/design.md §4).
 @Suite("proto contract")
 struct ProtoContractTests {
   static let root = URL(fileURLWithPath: #filePath)

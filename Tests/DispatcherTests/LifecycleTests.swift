@@ -14,7 +14,7 @@ struct LifecycleTests {
     [3, 2], [3, 5],  // retry scheduled → processing; expired while waiting
   ]
 
-  @Test("every transition: exactly the ones of ARCHITECTURE.md §5 are allowed")
+  @Test("every transition: exactly the ones of docs/design.md §5 are allowed")
   func transitions() {
     for from in Self.statuses {
       for to in Self.statuses {

@@ -55,6 +55,13 @@ struct DeploymentFilesTests {
   func compose() throws {
     let document = try Yams.load(yaml: try Self.read("docker_compose/compose.yaml"))
     let services = try #require((document as? [String: Any])?["services"] as? [String: Any])
+    // PostgreSQL is ready only when it answers over TCP (during its first start-up the image runs
+    // a server on the socket alone), and migrate waits for it anyway.
+    let postgres = try #require(services["postgres"] as? [String: Any])
+    let check = "\((postgres["healthcheck"] as? [String: Any])?["test"] ?? "")"
+    #expect(check.contains("pg_isready -h 127.0.0.1"), "\(check)")
+    let migrate = try #require(services["migrate"] as? [String: Any])
+    #expect((migrate["command"] as? [Any])?.map { "\($0)" } == ["migrate", "--wait", "120"])
     var paymentsServices = 0
     var dispatchers = 0
     for (name, value) in services {

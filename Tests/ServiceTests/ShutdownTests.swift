@@ -12,7 +12,7 @@ import RPCTransportHTTP2
 import Synchronization
 import Testing
 
-/// SIGTERM while clients submit payments as fast as they can (ARCHITECTURE.md §10, issue 8).
+/// SIGTERM while clients submit payments as fast as they can (docs/design.md §10, issue 8).
 @Suite("Graceful shutdown, as processes")
 struct ShutdownTests {
   /// What one submission ended with.

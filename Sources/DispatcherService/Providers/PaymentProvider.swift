@@ -21,7 +21,7 @@ public struct ProviderChargeRequest: Sendable, Hashable {
   }
 }
 
-/// What became of a provider call, in the outcome classes of ARCHITECTURE.md §5.
+/// What became of a provider call, in the outcome classes of docs/design.md §5.
 ///
 /// The classes differ in what they say about the money: only ``succeeded(reference:)`` says
 /// it moved; ``permanentFailure(code:message:)``, ``transientFailure(reason:)`` and
@@ -63,7 +63,7 @@ public enum ProviderInquiry: Sendable, Hashable {
   case configurationError(reason: String)
 }
 
-/// One external payment provider behind one interface (ARCHITECTURE.md §8): the strategy the
+/// One external payment provider behind one interface (docs/design.md §8): the strategy the
 /// dispatcher uses for charges and status inquiries. An adapter turns a concrete provider API
 /// into it, including how that API's errors map to the outcome classes.
 ///

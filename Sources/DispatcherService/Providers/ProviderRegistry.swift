@@ -1,4 +1,4 @@
-/// Picks the provider for each payment (ARCHITECTURE.md §8): the order's `provider` if it names
+/// Picks the provider for each payment (docs/design.md §8): the order's `provider` if it names
 /// one, else the routing rule for its currency, else the default.
 ///
 /// Adding a provider is one new adapter type and one `register` call where the dispatcher is
