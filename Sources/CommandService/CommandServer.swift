@@ -32,8 +32,8 @@ public struct CommandServer: Sendable {
     /// How long idempotency records are kept: a key may be reused for a new payment after this
     /// (at least the 30 days the API promises).
     public var idempotencyRetention: Duration = .seconds(30 * 86400)
-    /// Failed authentications one client address may have in a burst, and how fast that budget
-    /// refills (``FailedAuthenticationLimiter``).
+    /// Failed authentications one client address may have in a burst (0: no limit), and how
+    /// fast that budget refills (``FailedAuthenticationLimiter``).
     public var failedAuthenticationBurst = 20
     public var failedAuthenticationRefill: Duration = .seconds(3)
 
@@ -99,9 +99,11 @@ public struct CommandServer: Sendable {
         RPCMetricsInterceptor(),
         AuthInterceptor(
           store: keys, requiredScopes: [Payments_V1_PaymentCommandService.serviceName: .paymentsWrite],
-          failures: FailedAuthenticationLimiter(
-            burst: configuration.failedAuthenticationBurst,
-            refillInterval: configuration.failedAuthenticationRefill)),
+          failures: configuration.failedAuthenticationBurst > 0
+            ? FailedAuthenticationLimiter(
+              burst: configuration.failedAuthenticationBurst,
+              refillInterval: configuration.failedAuthenticationRefill)
+            : nil),
       ],
       logger: logger)
     let runsRelay = configuration.runsRelay

@@ -36,8 +36,18 @@ public enum ServiceConfigurationKeys {
     ]
   }
 
+  /// Keys of the services that authenticate API keys (command and query).
+  static let authentication: [ConfigurationKey] = [
+    ConfigurationKey(
+      "auth.failure-burst", .integer, default: "20", flag: "auth-failure-burst",
+      "Failed authentications one client IP address may have in a burst before lookups stop (0: no limit)."),
+    ConfigurationKey(
+      "auth.failure-refill", .number, default: "3", flag: "auth-failure-refill",
+      "Seconds until an address may fail once more after its burst is spent."),
+  ]
+
   public static let command: [ConfigurationKey] =
-    server(defaultPort: 50051) + [
+    server(defaultPort: 50051) + authentication + [
       ConfigurationKey(
         "database.connections", .integer, default: "16", "PostgreSQL connections of this instance."),
       ConfigurationKey(
@@ -62,7 +72,7 @@ public enum ServiceConfigurationKeys {
     ]
 
   public static let query: [ConfigurationKey] =
-    server(defaultPort: 50052) + [
+    server(defaultPort: 50052) + authentication + [
       ConfigurationKey(
         "database.connections", .integer, default: "16", "PostgreSQL connections of this instance."),
       ConfigurationKey(

@@ -19,8 +19,8 @@ public struct QueryServer: Sendable {
     /// The projection's consumer (group `payments-query` by default).
     public var consumer: KafkaConsumerConfiguration
     public var handler = PaymentQueryHandler.Configuration()
-    /// Failed authentications one client address may have in a burst, and how fast that budget
-    /// refills (``FailedAuthenticationLimiter``).
+    /// Failed authentications one client address may have in a burst (0: no limit), and how
+    /// fast that budget refills (``FailedAuthenticationLimiter``).
     public var failedAuthenticationBurst = 20
     public var failedAuthenticationRefill: Duration = .seconds(3)
 
@@ -81,9 +81,11 @@ public struct QueryServer: Sendable {
           RPCMetricsInterceptor(),
           AuthInterceptor(
             store: keys, requiredScopes: [Payments_V1_PaymentQueryService.serviceName: .paymentsRead],
-            failures: FailedAuthenticationLimiter(
-              burst: configuration.failedAuthenticationBurst,
-              refillInterval: configuration.failedAuthenticationRefill)),
+            failures: configuration.failedAuthenticationBurst > 0
+              ? FailedAuthenticationLimiter(
+                burst: configuration.failedAuthenticationBurst,
+                refillInterval: configuration.failedAuthenticationRefill)
+              : nil),
         ],
         logger: logger)
       shutdown.onTrigger {

@@ -98,6 +98,11 @@ public final class APIKeyStore: Sendable {
     /// like any change and clears these entries).
     var rows: [String: KeyRow?] = [:]
     var generation = 0
+    /// Key IDs that verified in this process (kept when the rows are forgotten): their lookups
+    /// are allowed even from an address out of failed-authentication budget, so that one failing
+    /// client behind a shared proxy address cannot lock out the others after a key change
+    /// cleared the cache.
+    var verifiedKeyIDs: Set<String> = []
   }
 
   private let pool: PostgresConnectionPool
@@ -150,7 +155,8 @@ public final class APIKeyStore: Sendable {
     case unverified
   }
 
-  /// Verifies `token`, from the cache alone unless `lookUp` allows a database query.
+  /// Verifies `token`, from the cache alone unless `lookUp` allows a database query (or its key
+  /// ID verified in this process before).
   public func verify(token: String, lookUp: Bool) async throws -> Verdict {
     guard let keyID = APIKey.keyID(ofToken: token) else { return .rejected }
     let (cached, generation) = cache.withLock { cache in
@@ -160,7 +166,7 @@ public final class APIKeyStore: Sendable {
     if let cached {
       found = cached
     } else {
-      guard lookUp else { return .unverified }
+      guard lookUp || cache.withLock({ $0.verifiedKeyIDs.contains(keyID) }) else { return .unverified }
       let rows = try await pool.query(
         """
         SELECT client_id, key_hash, array_to_string(scopes, ','), revoked_at IS NOT NULL
@@ -184,6 +190,10 @@ public final class APIKeyStore: Sendable {
     }
     guard let row = found, !row.revoked, constantTimeEquals(SHA256.hash(token), row.hash) else {
       return .rejected
+    }
+    cache.withLock { cache in
+      if cache.verifiedKeyIDs.count >= Self.cacheLimit { cache.verifiedKeyIDs.removeAll() }
+      cache.verifiedKeyIDs.insert(keyID)
     }
     return .client(AuthenticatedClient(clientID: row.clientID, keyID: keyID, scopes: row.scopes))
   }

@@ -11,7 +11,7 @@ public import RPCCore
 public struct AuthInterceptor: ServerInterceptor {
   private let store: APIKeyStore
   private let requiredScopes: [String: APIScope]
-  private let failures: FailedAuthenticationLimiter
+  private let failures: FailedAuthenticationLimiter?
 
   /// The services that need no key: health checks and reflection.
   public static let openServices: Set<String> = [
@@ -19,11 +19,13 @@ public struct AuthInterceptor: ServerInterceptor {
     "grpc.reflection.v1alpha.ServerReflection",
   ]
 
-  /// - Parameter requiredScopes: the scope each protected service (full name) requires. A call
-  ///   to any other service that is not open is refused, so a forgotten entry fails closed.
+  /// - Parameters:
+  ///   - requiredScopes: the scope each protected service (full name) requires. A call to any
+  ///     other service that is not open is refused, so a forgotten entry fails closed.
+  ///   - failures: the failed-authentication budget per address; `nil` for none.
   public init(
     store: APIKeyStore, requiredScopes: [String: APIScope],
-    failures: FailedAuthenticationLimiter = FailedAuthenticationLimiter()
+    failures: FailedAuthenticationLimiter? = FailedAuthenticationLimiter()
   ) {
     self.store = store
     self.requiredScopes = requiredScopes
@@ -41,7 +43,7 @@ public struct AuthInterceptor: ServerInterceptor {
       throw RPCError(.unauthenticated, "the authorization header must be 'Bearer <api key>'")
     }
     let address = ServerContext.address(ofPeer: context.peer)
-    let lockout = failures.lockedOut(address)
+    let lockout = failures?.lockedOut(address)
     let verdict: APIKeyStore.Verdict
     do {
       verdict = try await store.verify(token: token, lookUp: lockout == nil)
@@ -53,7 +55,7 @@ public struct AuthInterceptor: ServerInterceptor {
     case .client(let found):
       client = found
     case .rejected:
-      failures.recordFailure(address)
+      failures?.recordFailure(address)
       throw RPCError(.unauthenticated, "the API key is not valid (unknown, revoked or malformed)")
     case .unverified:
       let seconds = Int((lockout ?? .seconds(1)) / .seconds(1)) + 1

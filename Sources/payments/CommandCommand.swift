@@ -39,6 +39,8 @@ struct CommandCommand: AsyncParsableCommand {
   )
   var idempotencyRetentionDays: Double?
 
+  @OptionGroup var authentication: AuthenticationOptions
+
   func run() async throws {
     let settings = try service.settings(ServiceConfigurationKeys.command)
     let server = ServerSettings(settings: settings, options: service)
@@ -47,6 +49,8 @@ struct CommandCommand: AsyncParsableCommand {
       databaseURL: try server.database(),
       kafka: KafkaClientConfiguration(bootstrapServers: try server.brokers(), clientID: "payments-command"))
     configuration.transport = try server.transport()
+    (configuration.failedAuthenticationBurst, configuration.failedAuthenticationRefill) =
+      try authentication.budget(settings)
     configuration.rules = PaymentOrderRules(
       maximumAmountMinor: Int64(
         try settings.integer(

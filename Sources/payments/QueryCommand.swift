@@ -21,6 +21,8 @@ struct QueryCommand: AsyncParsableCommand {
   @Option(help: "WatchPayment streams one client may have open at once on this instance.")
   var maximumWatchesPerClient: Int?
 
+  @OptionGroup var authentication: AuthenticationOptions
+
   func run() async throws {
     let settings = try service.settings(ServiceConfigurationKeys.query)
     let server = ServerSettings(settings: settings, options: service)
@@ -31,6 +33,8 @@ struct QueryCommand: AsyncParsableCommand {
         client: KafkaClientConfiguration(bootstrapServers: try server.brokers(), clientID: "payments-query"),
         groupID: settings.string("consumer-group", flag: consumerGroup)!))
     configuration.transport = try server.transport()
+    (configuration.failedAuthenticationBurst, configuration.failedAuthenticationRefill) =
+      try authentication.budget(settings)
     configuration.databaseConnections = try settings.integer(
       "database.connections", flag: databaseConnections, in: 2...1000)!
     configuration.handler.maximumWatchesPerClient = try settings.integer(

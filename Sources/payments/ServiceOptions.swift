@@ -67,6 +67,22 @@ func processSettings(_ keys: [ConfigurationKey], config: String?) throws -> Sett
   return try Settings(keys: keys, file: config ?? environment["PAYMENTS_CONFIG"], environment: environment)
 }
 
+/// The failed-authentication budget of the services that check API keys (command, query).
+struct AuthenticationOptions: ParsableArguments {
+  @Option(help: "Failed authentications one client IP address may have in a burst (0: no limit).")
+  var authFailureBurst: Int?
+
+  @Option(help: "Seconds until an address may fail once more after its burst is spent.")
+  var authFailureRefill: Double?
+
+  /// The burst and the refill interval, from `settings`.
+  func budget(_ settings: Settings) throws -> (burst: Int, refill: Duration) {
+    let burst = try settings.integer("auth.failure-burst", flag: authFailureBurst, in: 0...1_000_000)!
+    let refill = try settings.number("auth.failure-refill", flag: authFailureRefill, in: 0.001...86400)!
+    return (burst, .milliseconds(Int64(refill * 1000)))
+  }
+}
+
 /// The shared keys of a gRPC service, read from its settings.
 struct ServerSettings {
   let settings: Settings

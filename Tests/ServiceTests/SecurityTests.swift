@@ -96,6 +96,14 @@ struct SecurityTests {
       #expect(codes.last == .resourceExhausted, "\(codes)")
       #expect(lastMessage.contains("too many failed authentications"), "\(lastMessage)")
       _ = try await good.client.submitPayment(validRequest(), metadata: good.metadata)
+      // A key change clears the key cache everywhere; a key that verified before must still work
+      // from the locked-out address (one failing client behind a shared proxy must not lock out
+      // the others).
+      _ = try await platform.key(client: "client-c")
+      for _ in 0..<20 {
+        _ = try await good.client.submitPayment(validRequest(), metadata: good.metadata)
+        try await Task.sleep(for: .milliseconds(100))
+      }
     }
   }
 
