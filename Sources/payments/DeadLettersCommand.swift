@@ -94,16 +94,23 @@ extension KeysCommand.DatabaseOption {
     guard let url = databaseURL ?? ProcessInfoEnvironment.value("PAYMENTS_DATABASE_URL") else {
       throw ValidationError("no database: pass --database-url or set PAYMENTS_DATABASE_URL")
     }
-    var logger = Logger(label: "payments.admin")
-    logger.logLevel = .warning
-    let pool = PostgresConnectionPool(connectionString: url, maximumConnections: 1, logger: logger)
-    do {
-      let result = try await body(pool)
-      await pool.close()
-      return result
-    } catch {
-      await pool.close()
-      throw error
-    }
+    return try await withAdminPool(url, body)
+  }
+}
+
+/// Runs `body` with a one-connection pool on `url` (quiet below warnings), closing it afterwards.
+func withAdminPool<Result>(
+  _ url: String, _ body: (PostgresConnectionPool) async throws -> Result
+) async throws -> Result {
+  var logger = Logger(label: "payments.admin")
+  logger.logLevel = .warning
+  let pool = PostgresConnectionPool(connectionString: url, maximumConnections: 1, logger: logger)
+  do {
+    let result = try await body(pool)
+    await pool.close()
+    return result
+  } catch {
+    await pool.close()
+    throw error
   }
 }

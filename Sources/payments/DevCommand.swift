@@ -2,7 +2,6 @@ import ArgumentParser
 import DevStack
 import Foundation
 import Glibc
-import Logging
 import Postgres
 import UnixSignals
 
@@ -236,17 +235,7 @@ struct DevCommand: AsyncParsableCommand {
   /// model is behind the dispatcher's version (the consumers ignore what they already have, by
   /// payment ID and version). Dead-lettered rows stay as they are. Returns the rows of each kind.
   static func republishUnseen(_ database: String) async throws -> (orders: Int, events: Int) {
-    var logger = Logger(label: "payments.dev")
-    logger.logLevel = .warning
-    let pool = PostgresConnectionPool(connectionString: database, maximumConnections: 1, logger: logger)
-    do {
-      let counts = try await republishUnseen(pool)
-      await pool.close()
-      return counts
-    } catch {
-      await pool.close()
-      throw error
-    }
+    try await withAdminPool(database) { try await republishUnseen($0) }
   }
 
   private static func republishUnseen(_ pool: PostgresConnectionPool) async throws -> (
