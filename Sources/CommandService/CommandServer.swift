@@ -27,6 +27,9 @@ public struct CommandServer: Sendable {
     public var relay = OutboxRelay.Configuration(schema: "command")
     /// Whether this instance runs an outbox relay (any number may).
     public var runsRelay = true
+    /// The dispatcher (its `PaymentDispatcherService`), which decides `CancelPayment`; `nil`:
+    /// cancellations answer UNAVAILABLE.
+    public var dispatcher: HTTP2ClientTransport.Configuration? = .init(host: "127.0.0.1", port: 50053)
     /// How long published outbox rows are kept.
     public var outboxRetention: Duration = .seconds(7 * 86400)
     /// How long idempotency records are kept: a key may be reused for a new payment after this
@@ -89,10 +92,19 @@ public struct CommandServer: Sendable {
     health.setStatus(.notServing)
     health.setStatus(.notServing, forService: Payments_V1_PaymentCommandService.serviceName)
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
+    let dispatcherTransport = configuration.dispatcher.map {
+      HTTP2ClientTransport(configuration: $0, logger: logger)
+    }
+    defer { dispatcherTransport?.close() }
     let server = RPCServer(
       transport: transport,
       services: [
-        PaymentCommandHandler(store: store, rules: configuration.rules), health,
+        PaymentCommandHandler(
+          store: store, rules: configuration.rules,
+          dispatcher: dispatcherTransport.map {
+            Payments_V1_PaymentDispatcherService.Client(RPCClient(transport: $0))
+          }),
+        health,
         try ReflectionService(files: PaymentsDescriptors.files),
       ],
       interceptors: [

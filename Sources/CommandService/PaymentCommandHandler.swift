@@ -12,10 +12,68 @@ import TLS
 public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServiceProtocol {
   private let store: PaymentOrderStore
   private let rules: PaymentOrderRules
+  /// The dispatcher, which decides cancellations (it owns each payment's execution state).
+  private let dispatcher: Payments_V1_PaymentDispatcherService.Client?
 
-  public init(store: PaymentOrderStore, rules: PaymentOrderRules) {
+  public init(
+    store: PaymentOrderStore, rules: PaymentOrderRules,
+    dispatcher: Payments_V1_PaymentDispatcherService.Client?
+  ) {
     self.store = store
     self.rules = rules
+    self.dispatcher = dispatcher
+  }
+
+  /// Cancels a payment: the command service finds the client's order, the dispatcher decides
+  /// (docs/services.md, "Cancellation"). The caller's `authorization` goes along, so the
+  /// dispatcher checks the same key.
+  public func cancelPayment(
+    _ request: Payments_V1_CancelPaymentRequest, context: ServerContext
+  ) async throws -> Payments_V1_CancelPaymentResponse {
+    guard let client = AuthenticatedClient.current else {
+      throw RPCError(.unauthenticated, "no authenticated client")
+    }
+    guard PaymentID.isWellFormed(request.paymentID) else {
+      throw RPCError(
+        .invalidArgument,
+        request.paymentID.isEmpty
+          ? "invalid CancelPaymentRequest: payment_id is required"
+          : "invalid CancelPaymentRequest: payment_id must be a payment ID like pay_0190…, not '\(PaymentOrderRules.quoted(request.paymentID))'"
+      )
+    }
+    let order: Payments_V1_PaymentOrderRecord?
+    do {
+      order = try await store.order(paymentID: request.paymentID, clientID: client.clientID)
+    } catch {
+      throw RPCError(.unavailable, "the payment could not be read; nothing changed, retry", cause: error)
+    }
+    guard let order else { throw RPCError(.notFound, "no payment \(request.paymentID)") }
+    guard let dispatcher else {
+      throw RPCError(
+        .unavailable, "this command service has no dispatcher address configured; nothing changed")
+    }
+    var metadata = Metadata()
+    if let authorization = context.metadata["authorization"] {
+      metadata.addString(authorization, forKey: "authorization")
+    }
+    do {
+      let payment = try await dispatcher.cancelPayment(
+        .with { $0.order = order }, metadata: metadata,
+        options: CallOptions(
+          timeout: context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(15)))
+      return .with { $0.payment = payment }
+    } catch let error as RPCError {
+      switch error.code {
+      case .failedPrecondition, .notFound, .invalidArgument, .permissionDenied, .unauthenticated,
+        .resourceExhausted, .deadlineExceeded:
+        throw RPCError(error.code, error.message)
+      default:
+        throw RPCError(
+          .unavailable,
+          "the dispatcher did not answer the cancellation (\(error.code): \(error.message)); retry, cancelling is idempotent",
+          cause: error)
+      }
+    }
   }
 
   public func submitPayment(

@@ -237,6 +237,18 @@ public final class PaymentOrderStore: Sendable {
   }
 
   private static func scope(_ clientID: String, _ key: String) -> String { clientID + "\u{0}" + key }
+
+  /// The stored order of `clientID`'s payment `paymentID`, or `nil` (none, or another client's).
+  public func order(paymentID: String, clientID: String) async throws -> Payments_V1_PaymentOrderRecord? {
+    guard
+      let row = try await pool.query(
+        """
+        SELECT order_record FROM command.payments WHERE payment_id = \(paymentID) AND client_id = \(clientID)
+        """
+      ).singleRow()
+    else { return nil }
+    return try Payments_V1_PaymentOrderRecord(serializedBytes: try row.decode([UInt8].self, at: 0))
+  }
 }
 
 extension PostgresError {

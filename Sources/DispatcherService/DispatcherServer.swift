@@ -16,8 +16,9 @@ import Synchronization
 
 /// The dispatcher process (`payments dispatcher`; any number of instances): intake of
 /// `payments.orders.v1` into the work table, workers that execute payments against providers
-/// under the global rate limit, the outbox relay to `payments.events.v1`, and
-/// `grpc.health.v1.Health` on its port.
+/// under the global rate limit, the outbox relay to `payments.events.v1`, and on its port
+/// `payments.v1.PaymentDispatcherService` (cancellations, for the command service),
+/// `grpc.health.v1.Health` and reflection.
 public struct DispatcherServer: Sendable {
   public struct Configuration: Sendable {
     /// The health endpoint (default port 50053; 0 picks a free port).
@@ -136,12 +137,23 @@ public struct DispatcherServer: Sendable {
       pool: pool, producer: producer, configuration: OutboxRelay.Configuration(schema: "dispatcher"),
       logger: logger)
     let health = HealthService()
+    let keys = APIKeyStore(pool: pool, logger: logger)
     let transport = HTTP2ServerTransport(configuration: configuration.transport, logger: logger)
     let server = RPCServer(
-      // Reflection of health and reflection themselves: grpcurl and paymentsctl need it to call
-      // anything, even the health check.
-      transport: transport, services: [health, try ReflectionService(files: [])],
-      interceptors: [RPCMetricsInterceptor()], logger: logger)
+      // Reflection too: grpcurl and paymentsctl need it to call anything, even the health check.
+      transport: transport,
+      services: [
+        PaymentDispatcherHandler(store: store, providers: registry, logger: logger), health,
+        try ReflectionService(files: PaymentsDescriptors.dispatcherFiles),
+      ],
+      interceptors: [
+        RPCMetricsInterceptor(),
+        // The command service passes its caller's API key on; health and reflection stay open.
+        AuthInterceptor(
+          store: keys, requiredScopes: [Payments_V1_PaymentDispatcherService.serviceName: .paymentsWrite],
+          failures: FailedAuthenticationLimiter(burst: 20, refillInterval: .seconds(3))),
+      ],
+      logger: logger)
     let finalRegistry = registry
     let finalIntake = intake
     let shutdown = ShutdownSignal()
@@ -157,6 +169,7 @@ public struct DispatcherServer: Sendable {
       try await shutdown.triggeredByGracefulShutdown {
         try await withThrowingTaskGroup(of: Void.self) { group in
           group.addTask { try await server.run() }
+          group.addTask { await keys.run() }
           group.addTask { try await relay.run() }
           group.addTask {
             await RetentionSweeper(

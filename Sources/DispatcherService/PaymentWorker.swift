@@ -10,8 +10,8 @@ import Synchronization
 /// fenced claim per grant, the decisions in ``WorkDecision``.
 ///
 /// One round of a worker:
-/// 1. A payment of a served provider that expired and cannot have been charged fails at once,
-///    without a call.
+/// 1. A payment of a served provider that expired or was cancelled and cannot have been charged
+///    ends at once (`FAILED` or `CANCELED`), without a call.
 /// 2. Otherwise the worker looks for the provider of the most overdue due payment and waits for
 ///    a grant of that provider's limit — *before* it claims anything, so no payment waits in a
 ///    claimed state while the limiter is busy, however many workers there are.
@@ -76,8 +76,10 @@ public struct PaymentWorker: Sendable {
 
   /// One round; `false` when there was nothing due.
   public func round(shutdown: ShutdownSignal = ShutdownSignal()) async throws -> Bool {
-    if let expired = try await store.claimExpired(providers: served) {
-      _ = try await store.apply(expired.expiry, to: expired, callOutcome: nil)
+    if let settleable = try await store.claimSettleable(providers: served) {
+      // Claimed only when waiting with no call of unknown outcome: a cancellation wins over expiry.
+      let transition = settleable.cancelRequested ? settleable.cancellation : settleable.expiry
+      _ = try await store.apply(transition, to: settleable, callOutcome: nil)
       return true
     }
     guard let provider = try await store.dueProvider(among: served) else { return false }

@@ -29,6 +29,18 @@ public struct CallRecord: Sendable, Hashable {
   }
 }
 
+/// What a client's cancellation does (``WorkDecision/cancel(status:outcomeUnknown:)``).
+public enum CancelDecision: Sendable, Equatable {
+  /// Cancel it now, in the cancelling transaction.
+  case cancelNow
+  /// It is cancelled already; the cancellation changes nothing.
+  case alreadyCanceled
+  /// It ended otherwise (charged, or failed); a cancellation cannot change that.
+  case refuse(Payments_V1_PaymentStatus)
+  /// Mark it: never charged again; the next inquiry decides between SUCCEEDED and CANCELED.
+  case awaitInquiry
+}
+
 /// What a worker does with a payment it claimed.
 public enum WorkPlan: Sendable, Equatable {
   /// Make this call (the payment goes `PROCESSING` first).
@@ -49,12 +61,33 @@ public enum WorkPlan: Sendable, Equatable {
 ///    certain (a transient failure, which the provider says it did not process, or an inquiry's
 ///    `notCharged`) together with used-up attempts or expiry.
 /// 3. The provider refusing the platform's own credentials never fails a payment: it waits.
+/// 4. `CANCELED` is the same certainty as rule 2 with a client's cancellation instead of used-up
+///    attempts: a cancelled payment is never charged again, and ends `CANCELED` only once nothing
+///    can have been charged (otherwise an inquiry decides: `charged` → `SUCCEEDED`).
 public enum WorkDecision {
   /// What to do with `item` (as claimed) at `now`.
   public static func plan(_ item: WorkItem, now: Date) -> WorkPlan {
     if item.status == .processing || item.outcomeUnknown { return .call(.inquiry) }
+    if item.cancelRequested { return .settle(item.cancellation) }
     if item.isExpired(at: now) { return .settle(item.expiry) }
     return .call(.charge)
+  }
+
+  /// What a client's cancellation does to a payment in `status` (`outcomeUnknown`: its last
+  /// call may have charged).
+  public static func cancel(status: Payments_V1_PaymentStatus, outcomeUnknown: Bool) -> CancelDecision {
+    switch status {
+    case .canceled: .alreadyCanceled
+    case .succeeded, .failed: .refuse(status)
+    case .accepted where !outcomeUnknown, .retryScheduled where !outcomeUnknown:
+      // Nothing was charged: a worker that claimed it has not begun a call (beginning is fenced
+      // by the claim's token, which the cancellation removes).
+      .cancelNow
+    default:
+      // PROCESSING (a call in flight, or its worker vanished) or an unknown outcome: only the
+      // provider knows whether it charged.
+      .awaitInquiry
+    }
   }
 
   /// The state change that starts a call of `kind`: `PROCESSING`, one more attempt for a charge;
@@ -97,6 +130,7 @@ public enum WorkDecision {
         // The provider did not process this call, and no earlier one charged (a charge is made
         // only when that is known): failing now is safe.
         let record = CallRecord(kind: .charge, outcome: "transient_failure", detail: reason)
+        if item.cancelRequested { return (item.cancellation, record) }
         if item.isExpired(at: now) { return (item.expiry, record) }
         if item.attempts >= retry.maximumAttempts {
           return (
@@ -110,6 +144,11 @@ public enum WorkDecision {
       case .configurationError(let reason):
         // The platform's fault, not the payment's: the attempt does not count, and the payment
         // waits the longest backoff (the retry cap) before the provider is tried again.
+        if item.cancelRequested {
+          return (
+            item.cancellation, CallRecord(kind: .charge, outcome: "configuration_error", detail: reason)
+          )
+        }
         return (
           Transition(
             status: .retryScheduled, attempts: max(item.attempts - 1, 0),
@@ -137,6 +176,7 @@ public enum WorkDecision {
         )
       case .notCharged:
         let record = CallRecord(kind: .inquiry, outcome: "not_charged", detail: "")
+        if item.cancelRequested { return (item.cancellation, record) }
         if item.isExpired(at: now) { return (item.expiry, record) }
         if item.attempts >= retry.maximumAttempts {
           return (
@@ -184,6 +224,9 @@ extension WorkItem {
           : "the payment expired after \(attempts) attempt(s) without a charge"
       ))
   }
+
+  /// The transition of a cancelled payment that cannot have been charged.
+  public var cancellation: Transition { Transition(status: .canceled, attempts: attempts) }
 
   /// When to try again after waiting `backoff` seconds from `now`: no later than a future
   /// expiry, so that an expiring payment ends on time instead of after a long backoff. (Once

@@ -6,8 +6,8 @@ public import Foundation
 /// token; ``begin(_:_:)`` and ``apply(_:to:callOutcome:)`` act only while the payment still
 /// carries the item's token, and return `nil` otherwise.
 public protocol PaymentWorkStore: Sendable {
-  /// A payment of `providers` that expired and cannot have been charged, claimed.
-  func claimExpired(providers: [String]) async throws -> WorkItem?
+  /// A payment of `providers` that expired or was cancelled and cannot have been charged, claimed.
+  func claimSettleable(providers: [String]) async throws -> WorkItem?
   /// The provider of the most overdue due, unclaimed payment among `providers`.
   func dueProvider(among providers: [String]) async throws -> String?
   /// The most overdue due, unclaimed payment of `provider`, claimed with a fresh token and lease.

@@ -21,11 +21,15 @@ public struct WorkItem: Sendable {
   public var expiresAt: Date?
   /// This claim's fencing token: every write of the payment is conditional on it.
   public var leaseToken: Int64
+  /// The client cancelled the payment while a call of it was in flight or of unknown outcome: it
+  /// is never charged again; the next inquiry's answer makes it SUCCEEDED or CANCELED.
+  public var cancelRequested: Bool
 
   public init(
     paymentID: String, clientID: String = "client", order: Payments_V1_PaymentOrderRecord = .init(),
     provider: String = "sandbox", status: Payments_V1_PaymentStatus, version: Int64 = 1, attempts: Int32 = 0,
-    providerKey: String? = nil, outcomeUnknown: Bool = false, expiresAt: Date? = nil, leaseToken: Int64 = 0
+    providerKey: String? = nil, outcomeUnknown: Bool = false, expiresAt: Date? = nil, leaseToken: Int64 = 0,
+    cancelRequested: Bool = false
   ) {
     self.paymentID = paymentID
     self.clientID = clientID
@@ -38,6 +42,7 @@ public struct WorkItem: Sendable {
     self.outcomeUnknown = outcomeUnknown
     self.expiresAt = expiresAt
     self.leaseToken = leaseToken
+    self.cancelRequested = cancelRequested
   }
 }
 
@@ -52,6 +57,20 @@ public struct Transition: Sendable, Equatable {
   public var nextAttemptAt: Date? = nil
   /// Keep the lease (the worker goes on with the payment) or release it.
   public var keepLease = false
+
+  public init(
+    status: Payments_V1_PaymentStatus, attempts: Int32, providerReference: String = "",
+    failure: (code: String, message: String)? = nil, outcomeUnknown: Bool = false, nextAttemptAt: Date? = nil,
+    keepLease: Bool = false
+  ) {
+    self.status = status
+    self.attempts = attempts
+    self.providerReference = providerReference
+    self.failure = failure
+    self.outcomeUnknown = outcomeUnknown
+    self.nextAttemptAt = nextAttemptAt
+    self.keepLease = keepLease
+  }
 
   public static func == (left: Transition, right: Transition) -> Bool {
     left.status == right.status && left.attempts == right.attempts
@@ -70,7 +89,7 @@ public struct Transition: Sendable, Equatable {
 /// payment can neither start a call nor record anything; its payment is then `PROCESSING` for
 /// the new owner, which asks the provider before deciding anything.
 public struct WorkStore: Sendable {
-  private let pool: PostgresConnectionPool
+  let pool: PostgresConnectionPool
   /// This instance (for giving back its leases on shutdown).
   public let owner: String
   /// How long a claim is valid after it is taken and after each call begins; must exceed the
@@ -145,13 +164,13 @@ public struct WorkStore: Sendable {
           AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
         ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key,
-                outcome_unknown, expires_at, lease_token
+                outcome_unknown, expires_at, lease_token, cancel_requested
       """)
   }
 
-  /// Claims a payment of one of `providers` that expired and cannot have been charged (waiting,
-  /// no call of unknown outcome): it fails without a provider call.
-  public func claimExpired(providers: [String]) async throws -> WorkItem? {
+  /// Claims a payment of one of `providers` that expired or was cancelled and cannot have been
+  /// charged (waiting, no call of unknown outcome): it ends without a provider call.
+  public func claimSettleable(providers: [String]) async throws -> WorkItem? {
     try await claim(
       """
       UPDATE dispatcher.payments SET lease_owner = \(owner), lease_token = \(Self.newToken()),
@@ -160,11 +179,11 @@ public struct WorkStore: Sendable {
         SELECT payment_id FROM dispatcher.payments
         WHERE provider = ANY(\(PostgresArray(providers))::text[])
           AND status = ANY(\(PostgresArray(Self.waiting))::integer[]) AND NOT outcome_unknown
-          AND expires_at <= now() AND next_attempt_at <= now()
+          AND (expires_at <= now() OR cancel_requested) AND next_attempt_at <= now()
           AND (lease_expires_at IS NULL OR lease_expires_at < now())
         ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key,
-                outcome_unknown, expires_at, lease_token
+                outcome_unknown, expires_at, lease_token, cancel_requested
       """)
   }
 
@@ -177,7 +196,8 @@ public struct WorkStore: Sendable {
       status: Payments_V1_PaymentStatus(rawValue: try row.decode(Int32.self, at: 4)),
       version: try row.decode(Int64.self, at: 5), attempts: try row.decode(Int32.self, at: 6),
       providerKey: try row.decode(String.self, at: 7), outcomeUnknown: try row.decode(Bool.self, at: 8),
-      expiresAt: try row.decode(Date?.self, at: 9), leaseToken: try row.decode(Int64.self, at: 10))
+      expiresAt: try row.decode(Date?.self, at: 9), leaseToken: try row.decode(Int64.self, at: 10),
+      cancelRequested: try row.decode(Bool.self, at: 11))
   }
 
   private static func newToken() -> Int64 { Int64.random(in: 1...Int64.max) }
@@ -267,7 +287,7 @@ public struct WorkStore: Sendable {
     }
   }
 
-  private static func insertEvent(
+  static func insertEvent(
     _ event: Payments_V1_PaymentEvent, of item: WorkItem, _ connection: PostgresConnection
   ) async throws {
     try await connection.execute(
@@ -292,7 +312,7 @@ public struct WorkStore: Sendable {
           attempts = \(transition.attempts), provider_reference = \(transition.providerReference),
           failure_code = \(transition.failure?.code ?? ""), failure_message = \(transition.failure?.message ?? ""),
           outcome_unknown = \(transition.outcomeUnknown),
-          next_attempt_at = coalesce(\(transition.nextAttemptAt), now()),
+          next_attempt_at = CASE WHEN cancel_requested THEN now() ELSE coalesce(\(transition.nextAttemptAt), now()) END,
           lease_owner = CASE WHEN \(transition.keepLease) THEN lease_owner ELSE NULL END,
           lease_token = CASE WHEN \(transition.keepLease) THEN lease_token ELSE NULL END,
           lease_expires_at = CASE WHEN \(transition.keepLease) THEN now() + \(lease.seconds) * interval '1 second' ELSE NULL END,
@@ -335,14 +355,20 @@ public struct WorkStore: Sendable {
     if transition.status == .retryScheduled {
       Counter(label: "payment_retries_total", dimensions: [("provider", item.provider)]).increment()
     }
-    if transition.status == .succeeded || transition.status == .failed {
-      Counter(
-        label: "payments_completed_total",
-        dimensions: [
-          ("provider", item.provider), ("status", transition.status == .succeeded ? "succeeded" : "failed"),
-        ]
-      ).increment()
+    if transition.status.isTerminal {
+      Self.countCompleted(transition.status, provider: item.provider)
     }
+  }
+
+  static func countCompleted(_ status: Payments_V1_PaymentStatus, provider: String) {
+    let name =
+      switch status {
+      case .succeeded: "succeeded"
+      case .canceled: "canceled"
+      default: "failed"
+      }
+    Counter(label: "payments_completed_total", dimensions: [("provider", provider), ("status", name)])
+      .increment()
   }
 
   /// The domain event of a state change, with the payment as it is afterwards.

@@ -68,11 +68,14 @@ public enum PaymentStatus: String, Sendable, Hashable, CaseIterable {
   case succeeded = "SUCCEEDED"
   /// Will not be charged. Terminal.
   case failed = "FAILED"
+  /// Cancelled by the client before anything was charged (``PaymentsClient/cancelPayment(_:timeout:)``).
+  /// Terminal.
+  case canceled = "CANCELED"
   /// A status this SDK version does not know.
   case unknown = "UNKNOWN"
 
-  /// `succeeded` or `failed`: the payment never changes again.
-  public var isTerminal: Bool { self == .succeeded || self == .failed }
+  /// `succeeded`, `failed` or `canceled`: the payment never changes again.
+  public var isTerminal: Bool { self == .succeeded || self == .failed || self == .canceled }
 
   init(_ status: Payments_V1_PaymentStatus) {
     switch status {
@@ -81,6 +84,7 @@ public enum PaymentStatus: String, Sendable, Hashable, CaseIterable {
     case .retryScheduled: self = .retryScheduled
     case .succeeded: self = .succeeded
     case .failed: self = .failed
+    case .canceled: self = .canceled
     default: self = .unknown
     }
   }
@@ -92,6 +96,7 @@ public enum PaymentStatus: String, Sendable, Hashable, CaseIterable {
     case .retryScheduled: .retryScheduled
     case .succeeded: .succeeded
     case .failed: .failed
+    case .canceled: .canceled
     case .unknown: .unspecified
     }
   }

@@ -164,6 +164,25 @@ public final class PaymentsClient: Service, Sendable {
     }
   }
 
+  /// Cancels a payment that has not been charged and returns it in status
+  /// ``PaymentStatus/canceled``; it is never charged afterwards. Cancelling a cancelled payment
+  /// returns it again, so the call is safe to repeat.
+  ///
+  /// A payment whose provider call is in flight, or whose last call's outcome is unknown, is
+  /// cancelled only once the provider confirms that nothing was charged; the platform waits for
+  /// that within the call's deadline. Throws `failedPrecondition` when the payment was charged
+  /// (``PaymentStatus/succeeded``), has failed, or its charge is still undecided (the message
+  /// names the state; the cancellation stands and takes effect if the provider confirms no
+  /// charge), and `notFound` for an ID this client does not own.
+  public func cancelPayment(_ id: String, timeout: Duration? = nil) async throws(PaymentsError) -> Payment {
+    let response = try await mappingErrors {
+      try await command.cancelPayment(
+        .with { $0.paymentID = id }, metadata: metadata,
+        options: CallOptions(timeout: timeout ?? max(configuration.defaultTimeout, .seconds(15))))
+    }
+    return Payment(response.payment ?? .init())
+  }
+
   // MARK: Queries
 
   /// The payment with this ID. With `minimumVersion`, waits (up to the call's deadline) until the
@@ -217,7 +236,7 @@ public final class PaymentsClient: Service, Sendable {
   }
 
   /// Every state of the payment from its current one on, ending after a terminal one
-  /// (`succeeded` or `failed`). Without a `timeout` the watch lasts as long as the payment takes.
+  /// (`succeeded`, `failed` or `canceled`). Without a `timeout` the watch lasts as long as the payment takes.
   /// Its errors are ``PaymentsError``s.
   public func watchPayment(id: String, timeout: Duration? = nil) -> AsyncThrowingStream<Payment, any Error> {
     let (stream, continuation) = AsyncThrowingStream<Payment, any Error>.makeStream()

@@ -69,6 +69,12 @@ public enum ServiceConfigurationKeys {
       ConfigurationKey(
         "retention.idempotency-days", .number, default: "30", flag: "idempotency-retention-days",
         "Days idempotency records are kept (at least 30); after that a key may be reused for a new payment."),
+      ConfigurationKey(
+        "dispatcher.address", .string, default: "127.0.0.1:50053", flag: "dispatcher-address",
+        "HOST:PORT of a dispatcher: its PaymentDispatcherService decides CancelPayment."),
+      ConfigurationKey(
+        "dispatcher.tls-ca", .string, flag: "dispatcher-tls-ca",
+        "PEM file of the CA to trust when calling the dispatcher over TLS (plaintext h2c without it)."),
     ]
 
   public static let query: [ConfigurationKey] =

@@ -10,14 +10,19 @@ public import PaymentsProto
 ///            RETRY_SCHEDULED
 /// ```
 /// Besides the arrows of the diagram, a payment that expires before its next attempt goes from
-/// `ACCEPTED` or `RETRY_SCHEDULED` straight to `FAILED`. `SUCCEEDED` and `FAILED` are terminal.
+/// `ACCEPTED` or `RETRY_SCHEDULED` straight to `FAILED`, and a cancelled payment goes to
+/// `CANCELED` from any non-terminal status — from `PROCESSING` only once the provider said
+/// nothing was charged (the dispatcher decides that, docs/design.md §5). `SUCCEEDED`, `FAILED`
+/// and `CANCELED` are terminal.
 public enum PaymentLifecycle {
   /// Whether a payment in `from` may move to `to`.
   public static func allows(_ from: Payments_V1_PaymentStatus, _ to: Payments_V1_PaymentStatus) -> Bool {
     switch (from, to) {
-    case (.accepted, .processing), (.accepted, .failed): true
-    case (.processing, .succeeded), (.processing, .failed), (.processing, .retryScheduled): true
-    case (.retryScheduled, .processing), (.retryScheduled, .failed): true
+    case (.accepted, .processing), (.accepted, .failed), (.accepted, .canceled): true
+    case (.processing, .succeeded), (.processing, .failed), (.processing, .retryScheduled),
+      (.processing, .canceled):
+      true
+    case (.retryScheduled, .processing), (.retryScheduled, .failed), (.retryScheduled, .canceled): true
     default: false
     }
   }

@@ -1,8 +1,8 @@
 public import PaymentsProto
 
 extension Payments_V1_PaymentStatus {
-  /// `SUCCEEDED` and `FAILED`: the payment never changes again.
-  public var isTerminal: Bool { self == .succeeded || self == .failed }
+  /// `SUCCEEDED`, `FAILED` and `CANCELED`: the payment never changes again.
+  public var isTerminal: Bool { self == .succeeded || self == .failed || self == .canceled }
 }
 
 extension Payments_V1_Payment {

@@ -143,7 +143,7 @@ public struct PaymentOrderRules: Sendable {
   }
 
   /// `text` shortened and stripped of control characters, for quoting client input in a message.
-  static func quoted(_ text: String) -> String {
+  public static func quoted(_ text: String) -> String {
     let cleaned = String(
       String.UnicodeScalarView(text.unicodeScalars.filter { $0.properties.generalCategory != .control }))
     // Counted in code points: one grapheme cluster ("a" and 600,000 combining marks) can be

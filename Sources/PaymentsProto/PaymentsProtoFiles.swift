@@ -8,5 +8,9 @@ public enum PaymentsProtoFiles {
     (Payments_V1_QueryService_ProtoFile.name, Payments_V1_QueryService_ProtoFile.serializedDescriptor),
     (Payments_V1_Records_ProtoFile.name, Payments_V1_Records_ProtoFile.serializedDescriptor),
     (Payments_V1_Errors_ProtoFile.name, Payments_V1_Errors_ProtoFile.serializedDescriptor),
+    (
+      Payments_V1_DispatcherService_ProtoFile.name,
+      Payments_V1_DispatcherService_ProtoFile.serializedDescriptor
+    ),
   ]
 }

@@ -36,6 +36,7 @@ public enum PaymentsMigrations {
     migration("dispatcher", 7, "retention", PackageResources.dispatcher_0007_retention_sql),
     migration(
       "dispatcher", 8, "rate limit function", PackageResources.dispatcher_0008_rate_limit_function_sql),
+    migration("dispatcher", 9, "cancellation", PackageResources.dispatcher_0009_cancellation_sql),
   ]
 
   /// The query service's schema.

@@ -74,11 +74,11 @@ public final class InMemoryWorkStore: PaymentWorkStore {
     }
   }
 
-  public func claimExpired(providers: [String]) async throws -> WorkItem? {
+  public func claimSettleable(providers: [String]) async throws -> WorkItem? {
     let now = Date()
     return claim { row in
       providers.contains(row.item.provider) && row.item.status != .processing && !row.item.outcomeUnknown
-        && row.item.isExpired(at: now)
+        && (row.item.isExpired(at: now) || row.item.cancelRequested)
     }
   }
 
@@ -130,7 +130,7 @@ public final class InMemoryWorkStore: PaymentWorkStore {
       row.item.outcomeUnknown = transition.outcomeUnknown
       row.item.version += 1
       row.events.append(transition.status)
-      row.nextAttemptAt = transition.nextAttemptAt ?? Date()
+      row.nextAttemptAt = row.item.cancelRequested ? Date() : transition.nextAttemptAt ?? Date()
       if transition.keepLease {
         row.leaseExpiresAt = Date() + lease.timeInterval
       } else {
@@ -140,6 +140,33 @@ public final class InMemoryWorkStore: PaymentWorkStore {
       }
       rows[item.paymentID] = row
       return row.item
+    }
+  }
+
+  /// A client's cancellation, decided as `WorkStore.cancel` decides it (the same
+  /// ``WorkDecision/cancel(status:outcomeUnknown:)`` on the locked row): cancelled now (the claim
+  /// token removed, so a worker that claimed it cannot begin its call), or marked for an inquiry.
+  /// `nil` for an unknown payment.
+  public func cancel(_ paymentID: String) -> CancelDecision? {
+    rows.withLock { rows -> CancelDecision? in
+      guard var row = rows[paymentID] else { return nil }
+      let decision = WorkDecision.cancel(status: row.item.status, outcomeUnknown: row.item.outcomeUnknown)
+      switch decision {
+      case .cancelNow:
+        row.item.status = .canceled
+        row.item.version += 1
+        row.item.cancelRequested = true
+        row.events.append(.canceled)
+        row.leaseToken = nil
+        row.leaseExpiresAt = nil
+      case .awaitInquiry:
+        row.item.cancelRequested = true
+        if row.item.status != .processing { row.nextAttemptAt = min(row.nextAttemptAt, Date()) }
+      case .alreadyCanceled, .refuse:
+        break
+      }
+      rows[paymentID] = row
+      return decision
     }
   }
 

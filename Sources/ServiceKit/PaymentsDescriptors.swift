@@ -4,7 +4,15 @@ public import RPCStandardServices
 /// The descriptors of the `payments.v1` contract, for server reflection (the standard files are
 /// added by `ReflectionService`).
 public enum PaymentsDescriptors {
-  public static let files: [ReflectionService.File] = PaymentsProtoFiles.all.map {
-    ReflectionService.File(name: $0.name, serializedDescriptor: $0.serializedDescriptor)
-  }
+  /// The client API: what the command and query services describe.
+  public static let files: [ReflectionService.File] = PaymentsProtoFiles.all.filter {
+    $0.name != dispatcherService
+  }.map { ReflectionService.File(name: $0.name, serializedDescriptor: $0.serializedDescriptor) }
+
+  /// The dispatcher's internal service and the files it imports.
+  public static let dispatcherFiles: [ReflectionService.File] = PaymentsProtoFiles.all.filter {
+    ["payments/v1/payment.proto", "payments/v1/records.proto", dispatcherService].contains($0.name)
+  }.map { ReflectionService.File(name: $0.name, serializedDescriptor: $0.serializedDescriptor) }
+
+  private static let dispatcherService = "payments/v1/dispatcher_service.proto"
 }

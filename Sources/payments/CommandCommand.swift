@@ -3,6 +3,8 @@ import CommandService
 import Kafka
 import PaymentsConfiguration
 import PaymentsCore
+import RPCTransportHTTP2
+import TLS
 
 /// `payments command`: the command service.
 struct CommandCommand: AsyncParsableCommand {
@@ -39,6 +41,12 @@ struct CommandCommand: AsyncParsableCommand {
   )
   var idempotencyRetentionDays: Double?
 
+  @Option(help: "HOST:PORT of a dispatcher: its PaymentDispatcherService decides CancelPayment.")
+  var dispatcherAddress: String?
+
+  @Option(help: "PEM CA file to trust when calling the dispatcher over TLS (plaintext h2c without it).")
+  var dispatcherTlsCa: String?
+
   @OptionGroup var authentication: AuthenticationOptions
 
   func run() async throws {
@@ -69,7 +77,36 @@ struct CommandCommand: AsyncParsableCommand {
       "maximum-batch-size", flag: maximumBatchSize, in: 1...10_000)!
     configuration.databaseConnections = try settings.integer(
       "database.connections", flag: databaseConnections, in: (batchWriters + 2)...1000)!
+    configuration.dispatcher = try Self.dispatcher(
+      address: settings.string("dispatcher.address", flag: dispatcherAddress)!,
+      trusting: settings.string("dispatcher.tls-ca", flag: dispatcherTlsCa))
     let command = CommandServer(configuration: configuration, logger: logger)
     try await server.run("command service", logger: logger) { try await command.run(onListening: $0) }
+  }
+}
+
+extension CommandCommand {
+  /// Where the dispatcher is, and how to reach it.
+  static func dispatcher(address: String, trusting caPath: String?) throws
+    -> HTTP2ClientTransport.Configuration
+  {
+    guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+      let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port)
+    else {
+      throw ConfigurationError("dispatcher.address must be HOST:PORT, not '\(address)'")
+    }
+    var host = String(address[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    var configuration = HTTP2ClientTransport.Configuration(host: host, port: port)
+    configuration.connectTimeout = .seconds(2)
+    configuration.userAgent = "payments-command/1"
+    if let caPath {
+      do {
+        configuration.tls = try TLSContext.client(trustedCertificatesPath: caPath)
+      } catch {
+        throw ConfigurationError("dispatcher.tls-ca: \(error)")
+      }
+    }
+    return configuration
   }
 }

@@ -146,7 +146,10 @@ struct DevCommand: AsyncParsableCommand {
         "sandbox", me, ["provider-sandbox", "--host", "127.0.0.1", "--port", "\(sandboxPort)"], restart: true)
       try supervisor.start(
         "command", me,
-        ["command", "--host", "127.0.0.1", "--port", "\(commandPort)", "--admin-port", "\(metricsPort)"],
+        [
+          "command", "--host", "127.0.0.1", "--port", "\(commandPort)", "--admin-port", "\(metricsPort)",
+          "--dispatcher-address", "127.0.0.1:\(dispatcherPort)",
+        ],
         environment: environment, restart: true)
       var ports = [sandboxPort, commandPort, queryPort]
       for index in 0..<dispatchers {

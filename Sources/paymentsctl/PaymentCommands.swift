@@ -59,7 +59,7 @@ struct SubmitCommand: AsyncParsableCommand {
   @Option(help: "The idempotency key (default: a new UUID).") var idempotencyKey: String?
   @Option(help: "Free text.") var description: String = ""
   @Option(help: "A provider instead of the routing rules.") var provider: String?
-  @Flag(help: "Wait until the payment is terminal; exit 1 if it FAILED.") var wait = false
+  @Flag(help: "Wait until the payment is terminal; exit 1 if it FAILED or was CANCELED.") var wait = false
   @Option(help: "Seconds --wait waits.") var waitTimeout: Double = 120
   @OptionGroup var platform: PlatformOptions
 
@@ -75,7 +75,27 @@ struct SubmitCommand: AsyncParsableCommand {
       let final = try await client.waitForCompletion(
         id: submitted.payment.id, timeout: .milliseconds(Int64(waitTimeout * 1000)))
       print("---\n" + render(final))
-      if final.status == .failed { throw ExitCode(1) }
+      if final.status == .failed || final.status == .canceled { throw ExitCode(1) }
+    }
+  }
+}
+
+/// `paymentsctl cancel ID`.
+struct CancelCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "cancel",
+    abstract: "Cancel a payment that has not been charged.",
+    discussion: """
+      Prints the payment, now CANCELED. Exits 64 + 9 (FAILED_PRECONDITION) when it was charged, \
+      failed, or its charge is still undecided (the message says which).
+      """)
+
+  @Argument(help: "The payment ID (pay_…).") var id: String
+  @OptionGroup var platform: PlatformOptions
+
+  func run() async throws {
+    try await platform.withClient { client in
+      print(render(try await client.cancelPayment(id)))
     }
   }
 }
@@ -111,7 +131,9 @@ struct ListPaymentsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "list-payments", abstract: "List payments, newest first, one line each.")
 
-  @Option(help: "Only this status (repeatable): ACCEPTED, PROCESSING, RETRY_SCHEDULED, SUCCEEDED, FAILED.")
+  @Option(
+    help: "Only this status (repeatable): ACCEPTED, PROCESSING, RETRY_SCHEDULED, SUCCEEDED, FAILED, CANCELED."
+  )
   var status: [String] = []
   @Option(help: "Only payments created at or after this time (ISO 8601, e.g. 2026-11-29T10:00:00Z).")
   var since: String?

@@ -13,11 +13,11 @@ struct PaymentsCtl: AsyncParsableCommand {
       Payment shortcuts (the API key from $PAYMENTS_API_KEY): submit, get, list-payments, watch, load.
 
       Exit status: 0 on success; 64 + the gRPC status code when a call fails (as grpcurl);
-      1 for a payment that ended FAILED under --wait, and for other errors.
+      1 for a payment that ended FAILED or CANCELED under --wait, and for other errors.
       """,
     subcommands: [
       ListCommand.self, DescribeCommand.self, CallCommand.self, SubmitCommand.self, GetCommand.self,
-      ListPaymentsCommand.self, WatchCommand.self, LoadCommand.self,
+      CancelCommand.self, ListPaymentsCommand.self, WatchCommand.self, LoadCommand.self,
     ])
 
   /// Runs with grpcurl's single-dash long flags (`-plaintext`, `-max-time 5`) read as ours
@@ -51,7 +51,7 @@ struct PaymentsCtl: AsyncParsableCommand {
     guard let first = positions.first else { return arguments }
     let address = arguments[first]
     let subcommands: Set = [
-      "list", "describe", "call", "submit", "get", "list-payments", "watch", "load", "help",
+      "list", "describe", "call", "submit", "get", "cancel", "list-payments", "watch", "load", "help",
     ]
     guard !subcommands.contains(address), (try? parseAddress(address)) != nil else { return arguments }
     var rest = arguments

@@ -77,6 +77,76 @@ struct PaymentWorkerTests {
     #expect(counts.granted == counts.finished + counts.cancelled, "every grant finished or given back")
   }
 
+  @Test(
+    "cancellations racing 8 workers, lost replies and calls that outlive the lease: never both charged and CANCELED"
+  )
+  func cancellationsRaceWorkers() async throws {
+    let store = InMemoryWorkStore(lease: .milliseconds(30))
+    let ids = (0..<300).map { "pay_\($0)" }
+    store.add(ids.map { WorkItem(paymentID: $0, status: .accepted) })
+    let random = Mutex(SplitMix(state: 99))
+    let provider = LedgerProvider(
+      delay: { .milliseconds(random.withLock { Int.random(in: 0...9, using: &$0) == 0 ? 50 : 3 }) }
+    ) { _ in
+      random.withLock { generator -> LedgerProvider.Fate in
+        switch Int.random(in: 0..<100, using: &generator) {
+        case 0..<15: .chargeButLoseReply
+        case 15..<25: .neverArrives
+        case 25..<40: .notProcessed
+        default: .charge
+        }
+      }
+    }
+    let limiter = InMemoryRateLimiter(limit: 10_000, callTimeout: .milliseconds(100))
+    var registry = ProviderRegistry(defaultProvider: "sandbox")
+    registry.register(provider)
+    let worker = PaymentWorker(
+      store: store, limiter: limiter, providers: registry, retry: Self.retry, logger: quietLogger("worker"))
+    let decisions = try await withThrowingTaskGroup(of: [String: CancelDecision].self) { group in
+      group.addTask {
+        try await drain(worker, store, workers: 8, limit: .seconds(60))
+        return [:]
+      }
+      group.addTask {
+        var decisions: [String: CancelDecision] = [:]
+        var order = SplitMix(state: 5)
+        for id in ids.shuffled(using: &order) {
+          decisions[id] = store.cancel(id)
+          try await Task.sleep(for: .microseconds(Int.random(in: 0...1500, using: &order)))
+        }
+        return decisions
+      }
+      return try await group.reduce(into: [:]) { $0.merge($1) { first, _ in first } }
+    }
+    // Payments marked for an inquiry may still be settling once the canceller is done.
+    try await drain(worker, store, workers: 8, limit: .seconds(30))
+
+    let ledger = provider.ledger
+    var seen: [String: Int] = [:]
+    for (id, row) in store.all {
+      let charges = ledger[id]?.count ?? 0
+      #expect(row.item.status.isTerminal, "\(id) is \(row.item.status)")
+      #expect(charges <= 1, "\(id) charged \(charges) times")
+      if row.item.status == .canceled { #expect(charges == 0, "\(id) charged and CANCELED") }
+      if row.item.status == .succeeded { #expect(charges == 1, "\(id) SUCCEEDED without a charge") }
+      let decision = try #require(decisions[id])
+      switch decision {
+      case .cancelNow:
+        #expect(row.item.status == .canceled, "\(id) cancelled at once but ended \(row.item.status)")
+      case .refuse(let status): #expect(row.item.status == status)
+      case .awaitInquiry: #expect(row.item.status == .canceled || row.item.status == .succeeded)
+      case .alreadyCanceled: Issue.record("\(id) was cancelled once only")
+      }
+      seen["\(decision)".components(separatedBy: "(")[0], default: 0] += 1
+      for (from, to) in zip(row.events, row.events.dropFirst()) {
+        #expect(PaymentLifecycle.allows(from, to) || from == to, "\(id): \(from) → \(to)")
+      }
+    }
+    // The race has to have happened: each kind of answer occurred.
+    #expect(
+      (seen["cancelNow"] ?? 0) > 0 && (seen["refuse"] ?? 0) > 0 && (seen["awaitInquiry"] ?? 0) > 0, "\(seen)")
+  }
+
   @Test("past its expiry, a payment whose charge may have happened is asked about, not failed: it succeeds")
   func expiryAfterUnknownOutcome() async throws {
     let store = InMemoryWorkStore()

@@ -2,6 +2,7 @@ import DispatcherService
 import Foundation
 import PaymentsCore
 import PaymentsProto
+import PaymentsTestSupport
 import Testing
 
 /// ``WorkDecision`` for every combination of state and answer, without PostgreSQL: the money
@@ -205,6 +206,111 @@ struct WorkDecisionTests {
       }
       #expect(charges <= 1)
       if item.status == .failed { #expect(charges == 0, "FAILED although charged") }
+      if item.status == .succeeded { #expect(charges == 1) }
+    }
+  }
+
+  @Test("a cancellation cancels at once only what cannot have been charged; the rest waits for an inquiry")
+  func cancelDecision() {
+    for status in [
+      Payments_V1_PaymentStatus.accepted, .processing, .retryScheduled, .succeeded, .failed, .canceled,
+    ] {
+      for unknown in [false, true] {
+        let decision = WorkDecision.cancel(status: status, outcomeUnknown: unknown)
+        switch status {
+        case .accepted, .retryScheduled:
+          #expect(decision == (unknown ? .awaitInquiry : .cancelNow), "\(status) unknown=\(unknown)")
+        case .processing: #expect(decision == .awaitInquiry)
+        case .canceled: #expect(decision == .alreadyCanceled)
+        default: #expect(decision == .refuse(status))
+        }
+      }
+    }
+  }
+
+  @Test("a cancelled payment is never charged again: it is asked about, or cancelled without a call")
+  func cancelledPlans() {
+    for var item in Self.claimable {
+      item.cancelRequested = true
+      let plan = WorkDecision.plan(item, now: Self.now)
+      if item.status == .processing || item.outcomeUnknown {
+        #expect(plan == .call(.inquiry), "\(item.status) unknown=\(item.outcomeUnknown)")
+      } else {
+        #expect(plan == .settle(item.cancellation))
+        #expect(item.cancellation.status == .canceled)
+      }
+    }
+  }
+
+  @Test("after a call, a cancelled payment ends CANCELED only when nothing was charged")
+  func cancelledAfterCalls() {
+    var item = WorkItem(paymentID: "pay_1", status: .processing, attempts: 1, cancelRequested: true)
+    #expect(after(item, .charge(.succeeded(reference: "ch_1"))).0.status == .succeeded)
+    #expect(after(item, .charge(.permanentFailure(code: "card_declined", message: "no"))).0.status == .failed)
+    #expect(after(item, .charge(.transientFailure(reason: "503"))).0 == item.cancellation)
+    #expect(after(item, .charge(.configurationError(reason: "401"))).0 == item.cancellation)
+    let unknown = after(item, .charge(.unknown(reason: "timeout"))).0
+    #expect(unknown.status == .retryScheduled && unknown.outcomeUnknown)
+    item.outcomeUnknown = true
+    #expect(after(item, .inquiry(.charged(reference: "ch_1"))).0.status == .succeeded)
+    #expect(after(item, .inquiry(.notCharged)).0 == item.cancellation)
+    #expect(after(item, .inquiry(.declined(code: "card_declined", message: "no"))).0.status == .failed)
+    let unavailable = after(item, .inquiry(.unavailable(reason: "503"))).0
+    #expect(unavailable.status == .retryScheduled && unavailable.outcomeUnknown)
+  }
+
+  @Test("random lives with a cancellation at a random step: never both charged and CANCELED")
+  func cancellationRandomWalk() {
+    var random = SplitMix(state: 7)
+    for _ in 0..<5_000 {
+      var item = WorkItem(paymentID: "pay_1", status: .accepted)
+      var charges = 0
+      let cancelAt = Int.random(in: 0..<12, using: &random)
+      for step in 0..<40 {
+        if item.status.isTerminal { break }
+        if step == cancelAt {
+          switch WorkDecision.cancel(status: item.status, outcomeUnknown: item.outcomeUnknown) {
+          case .cancelNow:
+            #expect(charges == 0, "cancelled at once although charged")
+            item.status = .canceled
+            continue
+          case .awaitInquiry: item.cancelRequested = true
+          default: break
+          }
+        }
+        switch WorkDecision.plan(item, now: Self.now) {
+        case .settle(let transition):
+          item.status = transition.status
+        case .call(let kind):
+          let begun = WorkDecision.begin(item, kind)
+          item.status = begun.status
+          item.attempts = begun.attempts
+          item.outcomeUnknown = begun.outcomeUnknown
+          let result: CallResult
+          switch kind {
+          case .charge:
+            #expect(!item.cancelRequested, "a charge call after the cancellation")
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: result = .charge(.transientFailure(reason: "503"))
+            case 1:
+              charges += 1
+              result = .charge(.unknown(reason: "502 after the charge"))
+            case 2: result = .charge(.unknown(reason: "timeout, not charged"))
+            default:
+              charges += 1
+              result = .charge(.succeeded(reference: "ch"))
+            }
+          case .inquiry:
+            result = .inquiry(charges > 0 ? .charged(reference: "ch") : .notCharged)
+          }
+          let (transition, _) = WorkDecision.after(item, result, retry: Self.retry, now: Self.now) { _ in 1 }
+          item.status = transition.status
+          item.attempts = transition.attempts
+          item.outcomeUnknown = transition.outcomeUnknown
+        }
+      }
+      #expect(item.status.isTerminal)
+      if item.status == .canceled { #expect(charges == 0, "CANCELED although charged") }
       if item.status == .succeeded { #expect(charges == 1) }
     }
   }

@@ -50,7 +50,9 @@ func withDispatcherStack(
     outer.addTask { try await sandbox.run { sandboxPort.set($0) } }
     defer { outer.cancelAll() }
     let base = "http://127.0.0.1:\(try await sandboxPort.get())"
-    try await withPlatform { platform in
+    // The first dispatcher's port, for the command service's cancellations.
+    let firstPort = try freePort()
+    try await withPlatform(PlatformOptions(dispatcherPort: firstPort)) { platform in
       var configuration = DispatcherServer.Configuration(
         databaseURL: platform.databaseURL,
         consumer: TestKafka.consumer(platform.cluster, group: "payments-dispatcher", id: "dispatcher"),
@@ -61,9 +63,12 @@ func withDispatcherStack(
       let dispatcherConfiguration = configuration
       try await withThrowingTaskGroup(of: Void.self) { dispatchers in
         for index in 0..<count {
+          var instance = dispatcherConfiguration
+          if index == 0 { instance.transport = .init(host: "127.0.0.1", port: firstPort) }
+          let configuration = instance
           dispatchers.addTask {
             try await DispatcherServer(
-              configuration: dispatcherConfiguration, logger: quietLogger("dispatcher-\(index)")
+              configuration: configuration, logger: quietLogger("dispatcher-\(index)")
             )
             .run()
           }

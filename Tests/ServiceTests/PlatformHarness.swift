@@ -75,6 +75,9 @@ struct PlatformOptions: Sendable {
   var rules = PaymentOrderRules(maximumAmountMinor: 1_000_000_000, knownProviders: ["sandbox", "hmacpay"])
   /// How fast an address's failed-authentication budget refills (services' default: 3 s).
   var failedAuthenticationRefill: Duration = .seconds(3)
+  /// The port of the dispatcher the command service sends cancellations to (none: they answer
+  /// UNAVAILABLE).
+  var dispatcherPort: Int? = nil
 }
 
 /// Runs `body` against a fresh platform and stops it afterwards.
@@ -92,6 +95,7 @@ func withPlatform<Result: Sendable>(
   command.rules = options.rules
   command.runsRelay = options.runsRelay
   command.failedAuthenticationRefill = options.failedAuthenticationRefill
+  command.dispatcher = options.dispatcherPort.map { .init(host: "127.0.0.1", port: $0) }
   var query = QueryServer.Configuration(
     databaseURL: url, consumer: TestKafka.consumer(cluster, group: "payments-query", id: "query"))
   query.transport = .init(host: "127.0.0.1", port: 0)
