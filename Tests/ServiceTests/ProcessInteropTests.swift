@@ -43,15 +43,26 @@ struct ProcessInteropTests {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let commandPort = try freePort()
     let queryPort = try freePort()
+    let dispatcherPort = try freePort()
     let common = ["--database-url", url, "--kafka-brokers", cluster.bootstrapServers, "--host", "127.0.0.1"]
     let command = try start(
-      ["command", "--port", String(commandPort)] + common, log: directory + "/command.log")
+      [
+        "command", "--port", String(commandPort), "--dispatcher-address", "127.0.0.1:\(dispatcherPort)",
+        "--provider", "sandbox", "--provider", "parked",
+      ] + common,
+      log: directory + "/command.log")
     let query = try start(["query", "--port", String(queryPort)] + common, log: directory + "/query.log")
+    // A dispatcher that does not serve "parked", the Python client's provider: its payment waits,
+    // ACCEPTED, to be cancelled.
+    let dispatcher = try start(
+      ["dispatcher", "--port", String(dispatcherPort), "--provider", "sandbox=http://127.0.0.1:9"] + common,
+      log: directory + "/dispatcher.log")
     defer {
-      for pid in [command, query] { kill(pid, SIGKILL) }
+      for pid in [command, query, dispatcher] { kill(pid, SIGKILL) }
     }
     try await waitForListener(commandPort, pid: command, log: directory + "/command.log")
     try await waitForListener(queryPort, pid: query, log: directory + "/query.log")
+    try await waitForListener(dispatcherPort, pid: dispatcher, log: directory + "/dispatcher.log")
 
     let output = try await PythonPeer.run(
       "interop/payments_client.py",
@@ -70,9 +81,14 @@ struct ProcessInteropTests {
     #expect(lines.contains("got \(paymentID) PAYMENT_STATUS_ACCEPTED BHD 12345 python"), "\(output)")
     #expect(lines.contains("by-key \(paymentID)"), "\(output)")
     #expect(lines.contains("listed 1 \(paymentID)"), "\(output)")
+    #expect(lines.contains("cancelled \(paymentID) PAYMENT_STATUS_CANCELED 2"), "\(output)")
+    #expect(lines.contains("cancelled-again \(paymentID) PAYMENT_STATUS_CANCELED 2"), "\(output)")
+    #expect(
+      lines.contains { $0.hasPrefix("cancel-invalid INVALID_ARGUMENT") && $0.contains("payment_id") }, "\(output)")
+    #expect(lines.contains("got-cancelled \(paymentID) PAYMENT_STATUS_CANCELED"), "\(output)")
 
-    // SIGTERM stops both services cleanly.
-    for pid in [command, query] {
+    // SIGTERM stops the services cleanly.
+    for pid in [command, query, dispatcher] {
       kill(pid, SIGTERM)
       let status = try await ChildProcess.wait(pid)
       #expect(status == 0, "exit status \(status)")

@@ -454,6 +454,7 @@ TEXT_RULES = {  # (method, path) -> rule, from docs/api.md
     ("SubmitPayment", "metadata.key"): TextRule("metadata", True, 40),
     ("SubmitPayment", "metadata.value"): TextRule("metadata", False, 500),
     ("SubmitPayment", "provider"): TextRule("provider", False),
+    ("CancelPayment", "payment_id"): TextRule("payment_id", True),
     ("GetPayment", "payment_id"): TextRule("payment_id", True),
     ("GetPayment", "idempotency_key"): TextRule("idempotency_key", True),
     ("ListPayments", "page_token"): TextRule("page_token", False),
@@ -615,7 +616,7 @@ def idempotency_cases(stack):
 
 
 # ----------------------------------------------------------------------------------------------
-# lookup: GetPayment and WatchPayment by bad, unknown and foreign IDs
+# lookup: GetPayment, WatchPayment and CancelPayment by bad, unknown and foreign IDs
 # ----------------------------------------------------------------------------------------------
 
 def lookup_cases(stack):
@@ -634,6 +635,10 @@ def lookup_cases(stack):
                         ("path traversal", "../../etc/passwd"), ("a trailing newline", ids[0] + "\n")]:
         yield rpc_case(stack, "lookup", f"payment_id with {name}", "GetPayment", {"payment_id": value},
                        invalid("payment_id"))
+        yield rpc_case(stack, "lookup", f"payment_id with {name}", "CancelPayment", {"payment_id": value},
+                       invalid("payment_id"))
+    yield rpc_case(stack, "lookup", "well-formed unknown payment_id", "CancelPayment", {"payment_id": unknown},
+                   expect("NOT_FOUND"))
     yield rpc_case(stack, "lookup", "idempotency_key with a space", "GetPayment", {"idempotency_key": "a b"},
                    invalid("idempotency_key"))
     yield rpc_case(stack, "lookup", "idempotency_key of 256 characters", "GetPayment", {"idempotency_key": "k" * 256},
@@ -722,7 +727,8 @@ def wrong_wire_type(field):
 
 
 # What an empty request answers (docs/api.md): a skippable garbage body may answer the same.
-EMPTY_REQUEST = {"SubmitPayment": ("INVALID_ARGUMENT",), "GetPayment": ("INVALID_ARGUMENT",), "ListPayments": ("OK",),
+EMPTY_REQUEST = {"SubmitPayment": ("INVALID_ARGUMENT",), "CancelPayment": ("INVALID_ARGUMENT",),
+                 "GetPayment": ("INVALID_ARGUMENT",), "ListPayments": ("OK",),
                  "WatchPayment": ("INVALID_ARGUMENT", "NOT_FOUND"), "Check": ("OK",)}
 
 
@@ -799,7 +805,8 @@ def auth_cases(stack):
 
 
 def request_per_method(stack):
-    return {"SubmitPayment": order, "GetPayment": {"payment_id": stack.fixtures["ids"][0]},
+    return {"SubmitPayment": order, "CancelPayment": {"payment_id": "pay_" + "0" * 32},
+            "GetPayment": {"payment_id": stack.fixtures["ids"][0]},
             "ListPayments": {"page_size": 1}, "WatchPayment": {"payment_id": stack.fixtures["ids"][0]}}
 
 

@@ -60,6 +60,7 @@ def main():
         payee=payment_pb2.Party(account_id="acct_py_payee"),
         description="from grpcio",
         metadata={"lang": "python"},
+        provider="parked",  # a provider no dispatcher of the test serves: the payment waits, ACCEPTED
     )
     response = commands.SubmitPayment(request, metadata=auth, timeout=10)
     print("submitted", response.payment.payment_id, payment_pb2.PaymentStatus.Name(response.payment.status),
@@ -86,6 +87,25 @@ def main():
     print("by-key", by_key.payment_id)
     listed = queries.ListPayments(query_pb2.ListPaymentsRequest(page_size=10), metadata=auth, timeout=10)
     print("listed", len(listed.payments), listed.payments[0].payment_id if listed.payments else "-")
+
+    # CancelPayment of the waiting payment, twice, and of a malformed ID.
+    payment_id = response.payment.payment_id
+    cancel = command_pb2.CancelPaymentRequest(payment_id=payment_id)
+    cancelled = commands.CancelPayment(cancel, metadata=auth, timeout=20)
+    print("cancelled", cancelled.payment.payment_id, payment_pb2.PaymentStatus.Name(cancelled.payment.status),
+          cancelled.payment.version)
+    again = commands.CancelPayment(cancel, metadata=auth, timeout=20)
+    print("cancelled-again", again.payment.payment_id, payment_pb2.PaymentStatus.Name(again.payment.status),
+          again.payment.version)
+    try:
+        commands.CancelPayment(command_pb2.CancelPaymentRequest(payment_id="pay_nope"), metadata=auth, timeout=10)
+        print("cancel-invalid accepted?!")
+    except grpc.RpcError as error:
+        print("cancel-invalid", error.code().name, error.details())
+    final = queries.GetPayment(
+        query_pb2.GetPaymentRequest(payment_id=payment_id, min_version=cancelled.payment.version), metadata=auth,
+        timeout=20)
+    print("got-cancelled", final.payment_id, payment_pb2.PaymentStatus.Name(final.status))
 
 
 if __name__ == "__main__":
