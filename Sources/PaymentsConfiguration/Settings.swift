@@ -242,7 +242,9 @@ public struct Settings: Sendable {
       switch Tag.Name(rawValue: node.tag.description) {
       case .null: return NSNull()
       case .bool: return Bool.construct(from: scalar) ?? scalar.string
-      case .int: return Int.construct(from: scalar) ?? scalar.string
+      // Decimal only: Yams also reads YAML 1.1's sexagesimal integers ("1:20" = 80) and traps
+      // when a long one overflows (found by Fuzz/ConfigurationFuzzer); such text stays a string.
+      case .int: return Int(scalar.string) ?? scalar.string
       case .float: return Double.construct(from: scalar) ?? scalar.string
       default: return scalar.string
       }

@@ -142,6 +142,10 @@ struct SettingsTests {
       ),
       ("workers: ~\n", "must be a string, number or boolean"),
       ("workers: 2001-12-14\n", "is not an integer"),
+      // A YAML 1.1 sexagesimal integer too large for Int (found by ConfigurationFuzzer: Yams'
+      // own conversion multiplied and trapped on the overflow).
+      ("workers: 44:4:4:4:4:44:4:4:4:44:44:4:4:4:4:4\n", "is not an integer"),
+      ("workers: 1:20\n", "is not an integer"),
     ]
     for (text, expected) in cases {
       let path = try file("c.yaml", text)

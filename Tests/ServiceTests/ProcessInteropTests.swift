@@ -84,7 +84,8 @@ struct ProcessInteropTests {
     #expect(lines.contains("cancelled \(paymentID) PAYMENT_STATUS_CANCELED 2"), "\(output)")
     #expect(lines.contains("cancelled-again \(paymentID) PAYMENT_STATUS_CANCELED 2"), "\(output)")
     #expect(
-      lines.contains { $0.hasPrefix("cancel-invalid INVALID_ARGUMENT") && $0.contains("payment_id") }, "\(output)")
+      lines.contains { $0.hasPrefix("cancel-invalid INVALID_ARGUMENT") && $0.contains("payment_id") },
+      "\(output)")
     #expect(lines.contains("got-cancelled \(paymentID) PAYMENT_STATUS_CANCELED"), "\(output)")
 
     // SIGTERM stops the services cleanly.
