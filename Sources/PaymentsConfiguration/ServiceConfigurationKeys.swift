@@ -85,7 +85,10 @@ public enum ServiceConfigurationKeys {
         "consumer-group", .string, default: "payments-query", "The projection's Kafka consumer group."),
       ConfigurationKey(
         "maximum-watches-per-client", .integer, default: "100",
-        "WatchPayment streams one client may have open at once on this instance."),
+        "WatchPayment and WatchEvents streams one client may have open at once on this instance."),
+      ConfigurationKey(
+        "retention.events-days", .number, default: "30", flag: "event-retention-days",
+        "Days the event feed keeps an event (at least 1)."),
     ]
 
   public static let dispatcher: [ConfigurationKey] =

@@ -44,6 +44,7 @@ public enum PaymentsMigrations {
     migration("query", 1, "create schema", PackageResources.query_0001_create_schema_sql),
     migration("query", 2, "payments read model", PackageResources.query_0002_payments_read_model_sql),
     migration("query", 3, "page token key", PackageResources.query_0003_page_token_key_sql),
+    migration("query", 4, "event feed", PackageResources.query_0004_event_feed_sql),
   ]
 
   /// The migrations of one schema, by name.

@@ -282,6 +282,107 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     }
   }
 
+  // MARK: The event feed
+
+  public func listEvents(
+    _ request: Payments_V1_ListEventsRequest, context: ServerContext
+  ) async throws -> Payments_V1_ListEventsResponse {
+    let client = try Self.client()
+    guard request.pageSize >= 0 else { throw RPCError(.invalidArgument, "page_size must not be negative") }
+    let limit = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 1000)
+    let after = try await startOfFeed(request.after, client: client)
+    let entries: [PaymentReadModel.FeedEntry]
+    do {
+      entries = try await readModel.events(clientID: client, after: after, limit: limit)
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+    return .with {
+      $0.events = entries.map(Self.feedEvent)
+      $0.nextCursor = FeedCursor.text(entries.last?.sequence ?? after)
+    }
+  }
+
+  public func watchEvents(
+    _ request: Payments_V1_WatchEventsRequest, responses: RPCWriter<Payments_V1_FeedEvent>,
+    context: ServerContext
+  ) async throws {
+    let client = try Self.client()
+    var after = try await startOfFeed(request.after, client: client)
+    guard watches.enter(client, limit: configuration.maximumWatchesPerClient) else {
+      throw RPCError(
+        .resourceExhausted,
+        "client '\(client)' already has \(configuration.maximumWatchesPerClient) watch streams open on this instance (the limit); end one first"
+      )
+    }
+    defer { watches.leave(client) }
+    do {
+      // Any change of any payment rings: the feed grows in the same statement as the read model.
+      try await feed.withSubscription(to: nil) { doorbell in
+        while true {
+          if shutdown.isTriggered {
+            throw RPCError(
+              .unavailable,
+              "the query service is shutting down; watch again with after = \"\(FeedCursor.text(after))\" (nothing after it was sent)"
+            )
+          }
+          let entries = try await readModel.events(clientID: client, after: after, limit: 500)
+          for entry in entries {
+            try await responses.write(Self.feedEvent(entry))
+            after = entry.sequence
+          }
+          if entries.count < 500 {
+            await doorbell.wait(upTo: configuration.safetyPollInterval)
+            try Task.checkCancellation()
+          }
+        }
+      }
+    } catch let error as RPCError {
+      throw error
+    } catch is CancellationError {
+      throw CancellationError()
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+  }
+
+  /// The sequence after which a feed request starts: 0 for an empty cursor. A cursor this
+  /// client's feed never reached is `INVALID_ARGUMENT`; one behind events already deleted by
+  /// retention is `OUT_OF_RANGE` (continuing would skip them silently).
+  private func startOfFeed(_ cursor: String, client: String) async throws -> Int64 {
+    guard let after = FeedCursor.sequence(cursor) else {
+      throw RPCError(
+        .invalidArgument,
+        "after '\(String(String.UnicodeScalarView(cursor.unicodeScalars.prefix(40))))' is not a cursor of the event feed (pass a FeedEvent's cursor, or nothing to start at the beginning)"
+      )
+    }
+    guard after > 0 else { return 0 }
+    let bounds: (last: Int64, first: Int64?)
+    do {
+      bounds = try await readModel.feedBounds(clientID: client)
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+    guard after <= bounds.last else {
+      throw RPCError(.invalidArgument, "after '\(cursor)' is not a cursor of this client's event feed")
+    }
+    if after < bounds.last, (bounds.first ?? Int64.max) > after + 1 {
+      throw RPCError(
+        .outOfRange,
+        "the events after cursor '\(cursor)' are no longer kept (feed retention); start again with an empty cursor and read current states with ListPayments"
+      )
+    }
+    return after
+  }
+
+  private static func feedEvent(_ entry: PaymentReadModel.FeedEntry) -> Payments_V1_FeedEvent {
+    .with {
+      $0.cursor = FeedCursor.text(entry.sequence)
+      $0.payment = entry.payment
+      $0.recordedAt = Google_Protobuf_Timestamp(date: entry.recordedAt)
+    }
+  }
+
   private static func client() throws -> String {
     guard let client = AuthenticatedClient.current else {
       throw RPCError(.unauthenticated, "no authenticated client")
@@ -330,5 +431,23 @@ final class CachedKey: Sendable {
     let loaded = try await load()
     value.withLock { $0 = loaded }
     return loaded
+  }
+}
+
+/// Feed cursors: `c` and the event's number in the client's feed. Numbers are per client and
+/// say nothing about other clients, so they need no signature; the format is still the
+/// service's to change (clients treat cursors as opaque).
+enum FeedCursor {
+  static func text(_ sequence: Int64) -> String { sequence == 0 ? "" : "c\(sequence)" }
+
+  /// The sequence of `text` (0 for empty), or `nil` when it is not a cursor.
+  static func sequence(_ text: String) -> Int64? {
+    if text.isEmpty { return 0 }
+    let digits = text.utf8.dropFirst()
+    guard text.utf8.first == UInt8(ascii: "c"), (1...18).contains(digits.count),
+      digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+      digits.first != UInt8(ascii: "0"), let value = Int64(String(decoding: digits, as: UTF8.self))
+    else { return nil }
+    return value
   }
 }

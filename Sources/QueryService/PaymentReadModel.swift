@@ -34,6 +34,12 @@ public struct PaymentReadModel: Sendable {
   /// its payment if it has a higher version; every version is kept in the history. Redelivered
   /// and late states change nothing, so a payment never moves backwards. Returns how many
   /// payments changed (each is announced on ``changeChannel``).
+  ///
+  /// The same statement appends to the client's event feed every state newer than the stored
+  /// one (several versions of a payment in one batch in version order), numbered from the
+  /// client's counter row in `query.feed_heads`. That row stays locked until the statement
+  /// commits, so numbers are handed out in commit order and a reader never sees a number before
+  /// a smaller one (migration query_0004).
   @discardableResult
   public func apply(_ states: [State]) async throws -> Int {
     // One row per payment for the upsert (it cannot touch a row twice): the highest version.
@@ -49,11 +55,17 @@ public struct PaymentReadModel: Sendable {
     let bytes = rows.map { $0.payment.serializedBytes() }
     let result = try await pool.query(
       """
-      WITH history AS (
-        INSERT INTO query.payment_history (payment_id, version, payment)
+      WITH input AS (
         SELECT * FROM unnest(\(PostgresArray(versions.map(\.payment.paymentID)))::text[],
+                             \(PostgresArray(versions.map(\.clientID)))::text[],
                              \(PostgresArray(versions.map(\.payment.version)))::bigint[],
                              \(PostgresArray(versions.map { $0.payment.serializedBytes() }))::bytea[])
+          AS t (payment_id, client_id, version, payment)
+      ), previous AS (
+        SELECT payment_id, version FROM query.payments WHERE payment_id IN (SELECT payment_id FROM input)
+      ), history AS (
+        INSERT INTO query.payment_history (payment_id, version, payment)
+        SELECT payment_id, version, payment FROM input
         ON CONFLICT DO NOTHING
       ), changed AS (
         INSERT INTO query.payments AS p
@@ -71,10 +83,59 @@ public struct PaymentReadModel: Sendable {
               payment = EXCLUDED.payment
           WHERE p.version < EXCLUDED.version
         RETURNING payment_id
+      ), fresh AS (
+        SELECT i.client_id, i.payment_id, i.version, i.payment,
+               row_number() OVER (PARTITION BY i.client_id ORDER BY i.payment_id, i.version) AS n,
+               count(*) OVER (PARTITION BY i.client_id) AS total
+        FROM input i LEFT JOIN previous o USING (payment_id)
+        WHERE i.version > coalesce(o.version, 0)
+      ), heads AS (
+        INSERT INTO query.feed_heads AS h (client_id, last_sequence)
+        SELECT client_id, count(*) FROM fresh GROUP BY client_id ORDER BY client_id
+        ON CONFLICT (client_id) DO UPDATE SET last_sequence = h.last_sequence + EXCLUDED.last_sequence
+        RETURNING client_id, last_sequence
+      ), feed AS (
+        INSERT INTO query.events (client_id, sequence, payment_id, version, payment)
+        SELECT f.client_id, h.last_sequence - f.total + f.n, f.payment_id, f.version, f.payment
+        FROM fresh f JOIN heads h USING (client_id)
+        ON CONFLICT (payment_id, version) DO NOTHING
       )
       SELECT pg_notify(\(Self.changeChannel), payment_id) FROM changed
       """)
     return result.count
+  }
+
+  /// One event of a client's feed.
+  public struct FeedEntry: Sendable {
+    public var sequence: Int64
+    public var payment: Payments_V1_Payment
+    public var recordedAt: Date
+  }
+
+  /// The client's feed after `sequence`, oldest first, at most `limit` entries.
+  public func events(clientID: String, after sequence: Int64, limit: Int) async throws -> [FeedEntry] {
+    try await pool.query(
+      """
+      SELECT sequence, payment, recorded_at FROM query.events
+      WHERE client_id = \(clientID) AND sequence > \(sequence) ORDER BY sequence LIMIT \(limit)
+      """
+    ).map {
+      FeedEntry(
+        sequence: try $0.decode(Int64.self, at: 0),
+        payment: try Payments_V1_Payment(serializedBytes: try $0.decode([UInt8].self, at: 1)),
+        recordedAt: try $0.decode(Date.self, at: 2))
+    }
+  }
+
+  /// The bounds of the client's feed: the last number handed out (0: none yet) and the smallest
+  /// still kept (`nil`: none kept).
+  public func feedBounds(clientID: String) async throws -> (last: Int64, first: Int64?) {
+    let row = try await pool.query(
+      """
+      SELECT coalesce((SELECT last_sequence FROM query.feed_heads WHERE client_id = \(clientID)), 0),
+             (SELECT min(sequence) FROM query.events WHERE client_id = \(clientID))
+      """)[0]
+    return (try row.decode(Int64.self, at: 0), try row.decode(Int64?.self, at: 1))
   }
 
   /// The payment with `paymentID` if it belongs to `clientID`.

@@ -23,6 +23,8 @@ public struct QueryServer: Sendable {
     /// fast that budget refills (``FailedAuthenticationLimiter``).
     public var failedAuthenticationBurst = 20
     public var failedAuthenticationRefill: Duration = .seconds(3)
+    /// How long the event feed keeps an event.
+    public var eventRetention: Duration = .seconds(30 * 86400)
 
     public init(databaseURL: String, consumer: KafkaConsumerConfiguration) {
       self.databaseURL = databaseURL
@@ -103,6 +105,15 @@ public struct QueryServer: Sendable {
           group.addTask { try await server.run() }
           group.addTask { await keys.run() }
           group.addTask { await feed.run() }
+          group.addTask {
+            await RetentionSweeper(
+              pool: pool,
+              rules: [
+                .init(
+                  table: "query.events", timeColumn: "recorded_at", retention: configuration.eventRetention)
+              ], logger: logger
+            ).run()
+          }
           group.addTask {
             await watchReadiness(
               health: health, services: [Payments_V1_PaymentQueryService.serviceName], pool: pool,

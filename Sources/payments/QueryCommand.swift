@@ -18,8 +18,11 @@ struct QueryCommand: AsyncParsableCommand {
   @Option(help: "The projection's Kafka consumer group.")
   var consumerGroup: String?
 
-  @Option(help: "WatchPayment streams one client may have open at once on this instance.")
+  @Option(help: "WatchPayment and WatchEvents streams one client may have open at once on this instance.")
   var maximumWatchesPerClient: Int?
+
+  @Option(help: "Days the event feed keeps an event (at least 1).")
+  var eventRetentionDays: Double?
 
   @OptionGroup var authentication: AuthenticationOptions
 
@@ -39,6 +42,8 @@ struct QueryCommand: AsyncParsableCommand {
       "database.connections", flag: databaseConnections, in: 2...1000)!
     configuration.handler.maximumWatchesPerClient = try settings.integer(
       "maximum-watches-per-client", flag: maximumWatchesPerClient, in: 1...1_000_000)!
+    let eventDays = try settings.number("retention.events-days", flag: eventRetentionDays, in: 1...36500)!
+    configuration.eventRetention = .seconds(Int64(eventDays * 86400))
     let query = QueryServer(configuration: configuration, logger: logger)
     try await server.run("query service", logger: logger) { try await query.run(onListening: $0) }
   }
