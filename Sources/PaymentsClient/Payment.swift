@@ -177,3 +177,21 @@ public struct PaymentFilter: Sendable, Hashable {
     self.pageSize = pageSize
   }
 }
+
+/// One entry of the event feed (``PaymentsClient/events(after:pageSize:timeout:)``,
+/// ``PaymentsClient/watchEvents(after:)``): a payment as it is after one of its changes.
+public struct PaymentEvent: Sendable, Hashable {
+  /// Where this event is in your feed: keep it, and continue after it (``PaymentsClient/watchEvents(after:)``)
+  /// to miss nothing. Opaque.
+  public var cursor: String
+  /// The payment after the change; its ``Payment/version`` orders the changes of one payment.
+  public var payment: Payment
+  /// When the platform recorded the change in the feed.
+  public var recordedAt: Date
+
+  init(_ event: Payments_V1_FeedEvent) {
+    cursor = event.cursor
+    payment = Payment(event.payment ?? .init())
+    recordedAt = event.recordedAt?.date ?? Date(timeIntervalSince1970: 0)
+  }
+}

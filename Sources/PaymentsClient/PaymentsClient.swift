@@ -5,6 +5,7 @@ import PaymentsProto
 import ProtobufRuntime
 import RPCCore
 import RPCTransportHTTP2
+import Synchronization
 public import ServiceLifecycle
 import TLS
 
@@ -258,6 +259,63 @@ public final class PaymentsClient: Service, Sendable {
     return stream
   }
 
+  /// A page of your event feed: the changes of all your payments after `cursor` (from the
+  /// oldest kept when empty), oldest first, and the cursor to continue from. Store the cursor
+  /// with what you did with the events, and nothing is missed or repeated.
+  ///
+  /// Throws `outOfRange` when the events after `cursor` are no longer kept (the feed's
+  /// retention; start again with an empty cursor and re-read states) and `invalidArgument` for a
+  /// cursor that is not one of yours.
+  public func events(after cursor: String = "", pageSize: Int = 100, timeout: Duration? = nil)
+    async throws(PaymentsError) -> (events: [PaymentEvent], nextCursor: String)
+  {
+    let response = try await mappingErrors {
+      try await query.listEvents(
+        .with {
+          $0.after = cursor
+          $0.pageSize = Int32(clamping: pageSize)
+        }, metadata: metadata, options: CallOptions(timeout: timeout ?? configuration.defaultTimeout))
+    }
+    return (response.events.map(PaymentEvent.init), response.nextCursor)
+  }
+
+  /// Your event feed as it happens: the events after `cursor`, then every new one. The stream
+  /// does not end by itself; a dropped connection is resumed from the last event's cursor, so
+  /// the sequence has no gaps and no repeats. Cancel the task that reads it to stop. Its errors
+  /// (other than `unavailable`, which it retries) are ``PaymentsError``s.
+  public func watchEvents(after cursor: String = "") -> AsyncThrowingStream<PaymentEvent, any Error> {
+    let (stream, continuation) = AsyncThrowingStream<PaymentEvent, any Error>.makeStream()
+    let query = query
+    let metadata = metadata
+    let logger = logger
+    let task = Task {
+      let last = LastCursor(cursor)
+      while !Task.isCancelled {
+        do {
+          try await query.watchEvents(
+            .with { $0.after = last.value.withLock { $0 } }, metadata: metadata, options: CallOptions()
+          ) { events in
+            for try await event in events {
+              continuation.yield(PaymentEvent(event))
+              last.value.withLock { $0 = event.cursor }
+            }
+          }
+        } catch {
+          let error = PaymentsError.from(error)
+          guard error.code == .unavailable, !Task.isCancelled else {
+            continuation.finish(throwing: error)
+            return
+          }
+          logger.debug("event feed interrupted; resuming", metadata: ["cursor": "\(last.value.withLock { $0 })", "error": "\(error)"])
+          try? await Task.sleep(for: .milliseconds(500))
+        }
+      }
+      continuation.finish()
+    }
+    continuation.onTermination = { _ in task.cancel() }
+    return stream
+  }
+
   /// Waits until the payment is terminal and returns that state. Throws `deadlineExceeded` (with
   /// the last status seen) when `timeout` runs out first; a dropped watch is resumed.
   public func waitForCompletion(id: String, timeout: Duration) async throws(PaymentsError) -> Payment {
@@ -286,6 +344,12 @@ public final class PaymentsClient: Service, Sendable {
       "payment \(id) is not terminal after \(timeout)"
         + (last.map { "; its last status was \($0.status.rawValue)" } ?? ""))
   }
+}
+
+/// The cursor of the last event a watch delivered.
+private final class LastCursor: Sendable {
+  let value: Mutex<String>
+  init(_ cursor: String) { value = Mutex(cursor) }
 }
 
 /// Payments of a filter, page by page (see ``PaymentsClient/payments(filter:)``).

@@ -194,6 +194,50 @@ struct WatchCommand: AsyncParsableCommand {
   }
 }
 
+/// `paymentsctl events [--after CURSOR] [--follow]`.
+struct EventsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "events",
+    abstract: "Print the event feed: every change of your payments, one line each, oldest first.",
+    discussion: """
+      Each line starts with the event's cursor; pass the last one as --after to continue behind \
+      it. With --follow the command keeps printing new events until interrupted (reconnecting \
+      by itself); without it, it prints what is there and ends.
+      """)
+
+  @Option(help: "Continue after this cursor (default: the oldest event still kept).") var after: String = ""
+  @Flag(help: "Keep printing new events as they happen.") var follow = false
+  @Option(help: "Without --follow: print at most this many events.") var limit: Int = 1000
+  @OptionGroup var platform: PlatformOptions
+
+  func run() async throws {
+    try await platform.withClient { client in
+      if follow {
+        for try await event in client.watchEvents(after: after) { Self.print(event) }
+        return
+      }
+      var cursor = after
+      var printed = 0
+      while printed < limit {
+        let (events, next) = try await client.events(after: cursor, pageSize: min(500, limit - printed))
+        guard !events.isEmpty else { break }
+        for event in events { Self.print(event) }
+        printed += events.count
+        cursor = next
+      }
+    }
+  }
+
+  static func print(_ event: PaymentEvent) {
+    let payment = event.payment
+    var line =
+      "\(event.cursor)  \(ISO8601DateFormatter().string(from: event.recordedAt))  \(payment.id)  v\(payment.version)  \(payment.status.rawValue)  \(payment.amount)"
+    if let failure = payment.failure { line += "  \(failure.code): \(failure.message)" }
+    Swift.print(line)
+    fflush(nil)
+  }
+}
+
 /// A payment, one `key: value` per line.
 func render(_ payment: Payment) -> String {
   var lines = [

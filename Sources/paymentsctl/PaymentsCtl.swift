@@ -17,7 +17,7 @@ struct PaymentsCtl: AsyncParsableCommand {
       """,
     subcommands: [
       ListCommand.self, DescribeCommand.self, CallCommand.self, SubmitCommand.self, GetCommand.self,
-      CancelCommand.self, ListPaymentsCommand.self, WatchCommand.self, LoadCommand.self,
+      CancelCommand.self, ListPaymentsCommand.self, WatchCommand.self, EventsCommand.self, LoadCommand.self,
     ])
 
   /// Runs with grpcurl's single-dash long flags (`-plaintext`, `-max-time 5`) read as ours
@@ -51,7 +51,8 @@ struct PaymentsCtl: AsyncParsableCommand {
     guard let first = positions.first else { return arguments }
     let address = arguments[first]
     let subcommands: Set = [
-      "list", "describe", "call", "submit", "get", "cancel", "list-payments", "watch", "load", "help",
+      "list", "describe", "call", "submit", "get", "cancel", "list-payments", "watch", "events", "load",
+      "help",
     ]
     guard !subcommands.contains(address), (try? parseAddress(address)) != nil else { return arguments }
     var rest = arguments

@@ -64,7 +64,7 @@ struct MoneyTests {
 
 @Suite("SDK: PaymentsClient against the real services")
 struct PaymentsClientTests {
-  @Test("submit, wait for completion, read by ID and by key, list page by page, watch")
+  @Test("submit, wait for completion, read by ID and by key, list page by page, watch, cancel, the event feed")
   func happyPath() async throws {
     try await withDispatcherStack(
       sandbox: { $0.rateLimit = 20 }, dispatcher: { $0.rateLimiter.defaultLimit = 20 }
@@ -106,6 +106,23 @@ struct PaymentsClientTests {
         var states: [Payment] = []
         for try await state in client.watchPayment(id: first.id) { states.append(state) }
         #expect(states.last == final)
+
+        // Cancelling a charged payment is refused, naming the state.
+        let refused = await sdkError { _ = try await client.cancelPayment(first.id) }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains("SUCCEEDED") == true)
+
+        // The event feed: pages that continue at their cursor, and a watch that starts behind one.
+        let (page, next) = try await client.events(pageSize: 2)
+        #expect(page.count == 2 && next == page.last?.cursor)
+        let (more, _) = try await client.events(after: next, pageSize: 1000)
+        let all = page + more
+        #expect(all.filter { $0.payment.id == first.id }.map(\.payment.version) == Array(1...final.version))
+        var watched: [PaymentEvent] = []
+        for try await event in client.watchEvents(after: all[all.count - 2].cursor) {
+          watched.append(event)
+          break
+        }
+        #expect(watched == [all[all.count - 1]])
       }
     }
   }

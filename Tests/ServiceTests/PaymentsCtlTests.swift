@@ -51,7 +51,8 @@ struct PaymentsCtlTests {
       let methods = try await paymentsctl(["list", query, "payments.v1.PaymentQueryService", "--plaintext"])
       #expect(
         methods.output.split(separator: "\n").sorted() == [
-          "payments.v1.PaymentQueryService.GetPayment", "payments.v1.PaymentQueryService.ListPayments",
+          "payments.v1.PaymentQueryService.GetPayment", "payments.v1.PaymentQueryService.ListEvents",
+          "payments.v1.PaymentQueryService.ListPayments", "payments.v1.PaymentQueryService.WatchEvents",
           "payments.v1.PaymentQueryService.WatchPayment",
         ], "\(methods.output)")
 
@@ -208,7 +209,7 @@ struct PaymentsCtlTests {
     #expect(failed.output.contains("NOT_FOUND: no such thing"))
   }
 
-  @Test("payment shortcuts: submit --wait, get, list-payments, watch, load")
+  @Test("payment shortcuts: submit --wait, get, list-payments, watch, load, cancel, events")
   func shortcuts() async throws {
     try await withDispatcherStack(
       sandbox: { $0.rateLimit = 50 }, dispatcher: { $0.rateLimiter.defaultLimit = 50 }
@@ -272,6 +273,18 @@ struct PaymentsCtlTests {
         environment: environment)
       #expect(invalid.status == 67, "\(invalid.output)")
       #expect(invalid.output.contains("payee.account_id: must differ"))
+      // cancel: a charged payment cannot be; events: the feed, one line per change, resumable.
+      let refused = try await paymentsctl(["cancel", String(id)] + endpoints, environment: environment)
+      #expect(refused.status == 64 + 9, "\(refused.output)")
+      #expect(refused.output.contains("is SUCCEEDED: it was charged"))
+      let events = try await paymentsctl(["events", "--limit", "5"] + endpoints, environment: environment)
+      let lines = events.output.split(separator: "\n")
+      #expect(events.status == 0 && lines.count == 5, "\(events.output)")
+      #expect(lines.first?.hasPrefix("c1  ") == true && lines.first?.contains("\(id)  v1  ACCEPTED") == true)
+      let rest = try await paymentsctl(
+        ["events", "--after", String(lines.last!.prefix { $0 != " " })] + endpoints, environment: environment)
+      #expect(rest.output.split(separator: "\n").first?.hasPrefix("c6  ") == true, "\(rest.output)")
+
       let noKey = try await paymentsctl(["get", String(id)] + endpoints)
       #expect(noKey.status == 1)
       #expect(noKey.output.contains("PAYMENTS_API_KEY"))

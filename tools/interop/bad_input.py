@@ -97,6 +97,9 @@ METHODS = {  # method name -> (service, path, input descriptor, server streaming
         ("command", COMMAND, PB["command_service_pb2"], "PaymentCommandService"),
         ("query", QUERY, PB["query_service_pb2"], "PaymentQueryService")]
     for m in module.DESCRIPTOR.services_by_name[svc].methods}
+# WatchEvents never ends by itself: a valid request would wait out every case's deadline. Its
+# only input is ListEvents' cursor, so it gets the dedicated cases of feed_cases instead.
+WATCH_EVENTS = METHODS.pop("WatchEvents")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -402,7 +405,8 @@ def numeric_rules(stack):
             {"payment_id": existing},
             lambda v: invalid("min_version") if v < 0 else OK if v <= 1 else expect("DEADLINE_EXCEEDED", timeout=2),
             (1, 1000)),
-        ("ListPayments", "statuses"): ({}, lambda v: OK if 1 <= v <= 5 else maybe("statuses"), (1, 5)),
+        ("ListPayments", "statuses"): ({}, lambda v: OK if 1 <= v <= 6 else maybe("statuses"), (1, 6)),
+        ("ListEvents", "page_size"): ({}, lambda v: OK if v >= 0 else invalid("page_size"), (1, 1000, 1001)),
         ("ListPayments", "page_size"): ({}, lambda v: OK if v >= 0 else maybe("page_size"), (1, 500, 501)),
         ("ListPayments", "created_after.seconds"): timestamp("created_after", False),
         ("ListPayments", "created_after.nanos"): timestamp("created_after", True),
@@ -458,6 +462,7 @@ TEXT_RULES = {  # (method, path) -> rule, from docs/api.md
     ("GetPayment", "payment_id"): TextRule("payment_id", True),
     ("GetPayment", "idempotency_key"): TextRule("idempotency_key", True),
     ("ListPayments", "page_token"): TextRule("page_token", False),
+    ("ListEvents", "after"): TextRule("after", False),
     # docs/api.md gives WatchPayment no validation rule: a bad ID may also be NOT_FOUND.
     ("WatchPayment", "payment_id"): TextRule("payment_id", True, bad=("INVALID_ARGUMENT", "NOT_FOUND")),
 }
@@ -728,7 +733,7 @@ def wrong_wire_type(field):
 
 # What an empty request answers (docs/api.md): a skippable garbage body may answer the same.
 EMPTY_REQUEST = {"SubmitPayment": ("INVALID_ARGUMENT",), "CancelPayment": ("INVALID_ARGUMENT",),
-                 "GetPayment": ("INVALID_ARGUMENT",), "ListPayments": ("OK",),
+                 "GetPayment": ("INVALID_ARGUMENT",), "ListPayments": ("OK",), "ListEvents": ("OK",),
                  "WatchPayment": ("INVALID_ARGUMENT", "NOT_FOUND"), "Check": ("OK",)}
 
 
@@ -807,7 +812,8 @@ def auth_cases(stack):
 def request_per_method(stack):
     return {"SubmitPayment": order, "CancelPayment": {"payment_id": "pay_" + "0" * 32},
             "GetPayment": {"payment_id": stack.fixtures["ids"][0]},
-            "ListPayments": {"page_size": 1}, "WatchPayment": {"payment_id": stack.fixtures["ids"][0]}}
+            "ListPayments": {"page_size": 1}, "ListEvents": {"page_size": 1},
+            "WatchPayment": {"payment_id": stack.fixtures["ids"][0]}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1558,8 +1564,26 @@ def partial_preface(stack):
 # Running
 # ----------------------------------------------------------------------------------------------
 
+def feed_cases(stack):
+    """WatchEvents: the cursor rules of ListEvents, authentication, and a valid stream that stays
+    open (it ends only at the caller's deadline)."""
+    service, path, desc, _ = WATCH_EVENTS
+
+    def case(name, after, want, metadata=None):
+        def run():
+            value = after() if callable(after) else after
+            result = stack.call(service, path, encode(desc, {"after": value}), metadata, want.timeout, True)
+            return observe(result), judge(result, want)
+        return Case("feed", f"WatchEvents: {name}", run)
+    for name, value, decodes in HOSTILE + [("not a cursor", "garbage", True), ("c0", "c0", True),
+                                           ("a cursor never issued", "c999999999", True)]:
+        yield case(f"after {name}", value, invalid("after"))
+    yield case("bogus key", "", expect("UNAUTHENTICATED", "RESOURCE_EXHAUSTED", timeout=3), auth("nonsense"))
+    yield case("a valid cursor: open until the deadline", "", expect("DEADLINE_EXCEEDED", timeout=2))
+
+
 GENERATORS = [numeric_cases, text_cases, submit_cases, lookup_cases, page_token_cases, garbage_cases,
-              auth_cases, path_cases, size_cases, http2_cases]
+              auth_cases, path_cases, size_cases, http2_cases, feed_cases]
 
 
 def run(stack, cases, verbose):
