@@ -5,8 +5,8 @@ import PaymentsProto
 import ProtobufRuntime
 import RPCCore
 import RPCTransportHTTP2
-import Synchronization
 public import ServiceLifecycle
+import Synchronization
 import TLS
 
 /// The Swift client of the payments platform: submits payments to the command service and reads
@@ -306,7 +306,9 @@ public final class PaymentsClient: Service, Sendable {
             continuation.finish(throwing: error)
             return
           }
-          logger.debug("event feed interrupted; resuming", metadata: ["cursor": "\(last.value.withLock { $0 })", "error": "\(error)"])
+          logger.debug(
+            "event feed interrupted; resuming",
+            metadata: ["cursor": "\(last.value.withLock { $0 })", "error": "\(error)"])
           try? await Task.sleep(for: .milliseconds(500))
         }
       }

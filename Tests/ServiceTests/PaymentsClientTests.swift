@@ -64,7 +64,8 @@ struct MoneyTests {
 
 @Suite("SDK: PaymentsClient against the real services")
 struct PaymentsClientTests {
-  @Test("submit, wait for completion, read by ID and by key, list page by page, watch, cancel, the event feed")
+  @Test(
+    "submit, wait for completion, read by ID and by key, list page by page, watch, cancel, the event feed")
   func happyPath() async throws {
     try await withDispatcherStack(
       sandbox: { $0.rateLimit = 20 }, dispatcher: { $0.rateLimiter.defaultLimit = 20 }
