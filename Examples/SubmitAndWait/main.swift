@@ -18,6 +18,13 @@ let amount = arguments.count == 2 ? arguments.joined(separator: " ") : "12.34 EU
 var configuration = PaymentsClient.Configuration(apiKey: apiKey)
 configuration.command = try .init(environment["PAYMENTS_COMMAND_ADDRESS"] ?? "127.0.0.1:50051")
 configuration.query = try .init(environment["PAYMENTS_QUERY_ADDRESS"] ?? "127.0.0.1:50052")
+// `payments dev` speaks plaintext; anything else: TLS (the SDK's default), with PAYMENTS_CA as the
+// trusted authority if set.
+if let ca = environment["PAYMENTS_CA"] {
+  configuration.transportSecurity = .tls(trustedCertificatesPath: ca)
+} else if environment["PAYMENTS_TLS"] != "1" {
+  configuration.transportSecurity = .plaintext
+}
 
 do {
   try await withPaymentsClient(configuration: configuration) { client in

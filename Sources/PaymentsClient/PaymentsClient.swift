@@ -38,11 +38,18 @@ public final class PaymentsClient: Service, Sendable {
       public var description: String { "\(host):\(port)" }
     }
 
-    /// Plaintext HTTP/2 (h2c) or TLS.
+    /// How the connections are secured. TLS unless plaintext is asked for by name.
     public enum TransportSecurity: Sendable, Hashable {
+      /// Plaintext HTTP/2 (h2c): the API key and every payment travel unencrypted. Only for a
+      /// local stack such as `payments dev`; never the default.
       case plaintext
-      /// TLS, trusting the system's certificate authorities or the PEM file at the path.
+      /// TLS (the default), trusting the system's certificate authorities or the PEM file at the
+      /// path.
       case tls(trustedCertificatesPath: String? = nil)
+      /// TLS with a client certificate, for services that require one (mutual TLS; operators set
+      /// `tls.client-ca`): the PEM chain and private key at these paths.
+      case mutualTLS(
+        trustedCertificatesPath: String? = nil, certificateChainPath: String, privateKeyPath: String)
     }
 
     /// The command service (`payments command`, port 50051 by default).
@@ -51,7 +58,11 @@ public final class PaymentsClient: Service, Sendable {
     public var query = Endpoint(host: "127.0.0.1", port: 50052)
     /// The API key (`pk_…`), sent as `authorization: Bearer …`. Secret: never logged.
     public var apiKey: String
-    public var transportSecurity = TransportSecurity.plaintext
+    /// TLS with the system's trust store unless set otherwise (``TransportSecurity``).
+    public var transportSecurity = TransportSecurity.tls()
+    /// With TLS: the name the services' certificates must carry, when it is not the endpoints'
+    /// host (e.g. connecting by IP address or through a tunnel). Also sent as SNI.
+    public var serverName: String? = nil
     /// The deadline of one call when the method is given none.
     public var defaultTimeout: Duration = .seconds(10)
     /// How long ``PaymentsClient/submitPayment(_:timeout:)`` keeps retrying in all, when the
@@ -82,16 +93,23 @@ public final class PaymentsClient: Service, Sendable {
     self.configuration = configuration
     self.logger = logger
     var tls: TLSContext?
-    if case .tls(let path) = configuration.transportSecurity {
-      do {
+    do {
+      switch configuration.transportSecurity {
+      case .plaintext:
+        tls = nil
+      case .tls(let path):
         tls = try TLSContext.client(trustedCertificatesPath: path)
-      } catch {
-        throw PaymentsError(.invalidArgument, "cannot set up TLS: \(error)")
+      case .mutualTLS(let path, let chain, let key):
+        tls = try TLSContext.client(
+          trustedCertificatesPath: path, certificateChainPath: chain, privateKeyPath: key)
       }
+    } catch {
+      throw PaymentsError(.invalidArgument, "cannot set up TLS: \(error)")
     }
     func transport(_ endpoint: Configuration.Endpoint) -> HTTP2ClientTransport {
       var settings = HTTP2ClientTransport.Configuration(host: endpoint.host, port: endpoint.port)
       settings.tls = tls
+      settings.serverName = configuration.serverName
       settings.connectTimeout = configuration.connectTimeout
       settings.userAgent = "payments-swift-sdk/1"
       return HTTP2ClientTransport(configuration: settings, logger: logger)

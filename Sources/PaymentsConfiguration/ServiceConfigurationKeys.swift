@@ -21,6 +21,9 @@ public enum ServiceConfigurationKeys {
         "PEM certificate chain for TLS (with `tls.key`); plaintext h2c without it."),
       ConfigurationKey("tls.key", .string, "PEM private key file for TLS."),
       ConfigurationKey(
+        "tls.client-ca", .string,
+        "PEM certificate authorities: with TLS, require client certificates they issued (mutual TLS)."),
+      ConfigurationKey(
         "log.level", .string, default: "info",
         "Log level: trace, debug, info, notice, warning, error or critical."),
       ConfigurationKey(

@@ -25,25 +25,31 @@ public final class TLSContext: @unchecked Sendable {
   let isServer: Bool
 
   /// A server context presenting the PEM certificate chain and private key at these paths.
-  public static func server(certificateChainPath: String, privateKeyPath: String) throws(TLSError)
-    -> TLSContext
-  {
+  /// With `clientCertificateAuthorityPath` (PEM), it requires every client to present a
+  /// certificate issued by one of those authorities (mutual TLS); a client without one fails the
+  /// handshake.
+  public static func server(
+    certificateChainPath: String, privateKeyPath: String, clientCertificateAuthorityPath: String? = nil
+  ) throws(TLSError) -> TLSContext {
     let context = try TLSContext(isServer: true)
-    guard SSL_CTX_use_certificate_chain_file(context.context, certificateChainPath) == 1 else {
-      throw TLSError("cannot load the certificate chain \(certificateChainPath)")
-    }
-    guard SSL_CTX_use_PrivateKey_file(context.context, privateKeyPath, SSL_FILETYPE_PEM) == 1,
-      SSL_CTX_check_private_key(context.context) == 1
-    else {
-      throw TLSError("cannot load the private key \(privateKeyPath) (or it does not match the certificate)")
+    try context.use(certificateChainPath: certificateChainPath, privateKeyPath: privateKeyPath)
+    if let clientCertificateAuthorityPath {
+      guard SSL_CTX_load_verify_locations(context.context, clientCertificateAuthorityPath, nil) == 1 else {
+        throw TLSError(
+          "cannot load the client certificate authorities from \(clientCertificateAuthorityPath)")
+      }
+      SSL_CTX_set_verify(context.context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
     }
     SSL_CTX_set_alpn_select_cb(context.context, selectH2, nil)
     return context
   }
 
   /// A client context that trusts the PEM certificates at `trustedCertificatesPath`, or the
-  /// system's trust store when `nil`.
-  public static func client(trustedCertificatesPath: String? = nil) throws(TLSError) -> TLSContext {
+  /// system's trust store when `nil`. With `certificateChainPath` and `privateKeyPath` it
+  /// presents that certificate to servers that ask for one (mutual TLS).
+  public static func client(
+    trustedCertificatesPath: String? = nil, certificateChainPath: String? = nil, privateKeyPath: String? = nil
+  ) throws(TLSError) -> TLSContext {
     let context = try TLSContext(isServer: false)
     if let trustedCertificatesPath {
       guard SSL_CTX_load_verify_locations(context.context, trustedCertificatesPath, nil) == 1 else {
@@ -53,7 +59,23 @@ public final class TLSContext: @unchecked Sendable {
       SSL_CTX_set_default_verify_paths(context.context)
     }
     SSL_CTX_set_verify(context.context, SSL_VERIFY_PEER, nil)
+    switch (certificateChainPath, privateKeyPath) {
+    case (let chain?, let key?): try context.use(certificateChainPath: chain, privateKeyPath: key)
+    case (nil, nil): break
+    default: throw TLSError("a client certificate needs both its chain and its private key")
+    }
     return context
+  }
+
+  private func use(certificateChainPath: String, privateKeyPath: String) throws(TLSError) {
+    guard SSL_CTX_use_certificate_chain_file(context, certificateChainPath) == 1 else {
+      throw TLSError("cannot load the certificate chain \(certificateChainPath)")
+    }
+    guard SSL_CTX_use_PrivateKey_file(context, privateKeyPath, SSL_FILETYPE_PEM) == 1,
+      SSL_CTX_check_private_key(context) == 1
+    else {
+      throw TLSError("cannot load the private key \(privateKeyPath) (or it does not match the certificate)")
+    }
   }
 
   private init(isServer: Bool) throws(TLSError) {

@@ -42,6 +42,10 @@ struct ServiceOptions: ParsableArguments {
   @Option(help: "PEM private key for TLS.")
   var tlsKey: String?
 
+  @Option(
+    help: "PEM certificate authorities: with TLS, require client certificates they issued (mutual TLS).")
+  var tlsClientCa: String?
+
   @Option(help: "Client connections open at once; one beyond it is closed at once.")
   var maximumConnections: Int?
 
@@ -132,11 +136,16 @@ struct ServerSettings {
         "maximum-connections-per-address", flag: options.maximumConnectionsPerAddress, in: 0...1_000_000)!
     let certificate = settings.string("tls.certificate", flag: options.tlsCertificate)
     let key = settings.string("tls.key", flag: options.tlsKey)
+    let clientCA = settings.string("tls.client-ca", flag: options.tlsClientCa)
     switch (certificate, key) {
     case (let certificate?, let key?):
-      configuration.tls = try TLSContext.server(certificateChainPath: certificate, privateKeyPath: key)
+      configuration.tls = try TLSContext.server(
+        certificateChainPath: certificate, privateKeyPath: key, clientCertificateAuthorityPath: clientCA)
     case (nil, nil):
-      break
+      if clientCA != nil {
+        throw ConfigurationError(
+          "configuration key 'tls.client-ca' needs TLS ('tls.certificate' and 'tls.key')")
+      }
     default:
       throw ConfigurationError("configuration keys 'tls.certificate' and 'tls.key' go together")
     }

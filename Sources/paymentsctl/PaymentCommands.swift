@@ -16,6 +16,17 @@ struct PlatformOptions: ParsableArguments {
   @Option(help: "With TLS: trust the certificate authorities in this PEM file (default: the system's).")
   var cacert: String?
 
+  @Option(
+    name: .customLong("cert"),
+    help: "With TLS: present this PEM client certificate (with --key), for services that require one.")
+  var clientCertificate: String?
+
+  @Option(name: .customLong("key"), help: "With TLS: the PEM private key of --cert.")
+  var clientKey: String?
+
+  @Option(help: "With TLS: the name the services' certificates must carry (default: the address's host).")
+  var servername: String?
+
   /// The SDK's configuration; the API key comes from `PAYMENTS_API_KEY` (never a flag, so that it
   /// stays out of shell history and process lists).
   func configuration() throws -> PaymentsClient.Configuration {
@@ -26,7 +37,15 @@ struct PlatformOptions: ParsableArguments {
     var configuration = PaymentsClient.Configuration(apiKey: key)
     configuration.command = try .init(command ?? environment["PAYMENTS_COMMAND_ADDRESS"] ?? "127.0.0.1:50051")
     configuration.query = try .init(query ?? environment["PAYMENTS_QUERY_ADDRESS"] ?? "127.0.0.1:50052")
-    configuration.transportSecurity = plaintext ? .plaintext : .tls(trustedCertificatesPath: cacert)
+    switch (plaintext, clientCertificate, clientKey) {
+    case (true, _, _): configuration.transportSecurity = .plaintext
+    case (false, let cert?, let key?):
+      configuration.transportSecurity = .mutualTLS(
+        trustedCertificatesPath: cacert, certificateChainPath: cert, privateKeyPath: key)
+    case (false, nil, nil): configuration.transportSecurity = .tls(trustedCertificatesPath: cacert)
+    default: throw CtlError.other("--cert and --key go together")
+    }
+    configuration.serverName = servername
     return configuration
   }
 

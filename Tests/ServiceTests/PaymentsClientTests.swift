@@ -14,6 +14,7 @@ func sdkConfiguration(_ platform: Platform, key: String) -> PaymentsClient.Confi
   var configuration = PaymentsClient.Configuration(apiKey: key)
   configuration.command = .init(host: "127.0.0.1", port: platform.commandPort)
   configuration.query = .init(host: "127.0.0.1", port: platform.queryPort)
+  configuration.transportSecurity = .plaintext  // the harness's services speak h2c
   return configuration
 }
 
