@@ -112,7 +112,12 @@ public enum ServiceConfigurationKeys {
         "Per-provider settings, as NAME:KEY=VALUE; KEY is rate-limit, timeout (seconds), max-attempts, retry-base (seconds), retry-factor or retry-cap (seconds)."
       ),
       ConfigurationKey(
-        "default-provider", .string, default: "sandbox", "The provider for payments that name none."),
+        "default-provider", .string, default: "sandbox",
+        "The provider for payments that name none and whose currency has no route."),
+      ConfigurationKey(
+        "routes", .list, flag: "route",
+        "Currency routing, as CURRENCY=PROVIDER (the flag is repeatable): payments in that currency that name no provider go there."
+      ),
       ConfigurationKey(
         "rate-limit", .integer, default: "2",
         "Provider calls per second, shared by all instances (per provider)."),

@@ -40,8 +40,15 @@ struct DispatcherCommand: AsyncParsableCommand {
   )
   var providerSettings: [String] = []
 
-  @Option(help: "The provider for payments that name none.")
+  @Option(help: "The provider for payments that name none and whose currency has no route.")
   var defaultProvider: String?
+
+  @Option(
+    name: .customLong("route"),
+    help:
+      "Currency routing, as CURRENCY=PROVIDER (repeatable): payments in that currency that name no provider go there."
+  )
+  var routes: [String] = []
 
   @Option(help: "Provider calls per second, shared by all instances (per provider).")
   var rateLimit: Int?
@@ -181,6 +188,23 @@ struct DispatcherCommand: AsyncParsableCommand {
       throw settings.invalid(
         "default-provider", flag: self.defaultProvider.map { [$0] },
         reason: "is not among the configured providers")
+    }
+    for route in settings.list("routes", flag: routes) {
+      let parts = route.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, parts[0].count == 3, parts[0].allSatisfy({ $0.isASCII && $0.isUppercase })
+      else {
+        throw settings.invalid(
+          "routes", flag: routes, reason: "has '\(route)'; expected CURRENCY=PROVIDER, e.g. JPY=sandbox-jp")
+      }
+      guard configuration.sandboxProviders[parts[1]] != nil || configuration.hmacProviders[parts[1]] != nil
+      else {
+        throw settings.invalid(
+          "routes", flag: routes,
+          reason: "routes \(parts[0]) to '\(parts[1])', which is not among the configured providers")
+      }
+      guard configuration.routes.updateValue(parts[1], forKey: parts[0]) == nil else {
+        throw settings.invalid("routes", flag: routes, reason: "routes \(parts[0]) twice")
+      }
     }
     do {
       try configuration.validate()

@@ -64,6 +64,26 @@ struct PaymentsCommandTests {
     #expect(result.output.contains("--topic 'orders'"))
   }
 
+  @Test(
+    "`payments dispatcher --route`: a malformed route, or one to a provider it does not know, stops start-up naming it"
+  )
+  func badRoutes() throws {
+    let payments = try Executables.path("payments")
+    let common = [
+      "dispatcher", "--database-url", "postgres://127.0.0.1:1/x", "--kafka-brokers", "127.0.0.1:1",
+    ]
+    for (route, message) in [
+      ("euro=sandbox", "has 'euro=sandbox'; expected CURRENCY=PROVIDER"),
+      ("JPY=nowhere", "routes JPY to 'nowhere', which is not among the configured providers"),
+    ] {
+      let result = try ChildProcess.run(payments, common + ["--route", route])
+      #expect(result.status != 0)
+      #expect(
+        result.output.contains("'routes' (from flag --route)") && result.output.contains(message),
+        "\(result.output)")
+    }
+  }
+
   @Test("`payments migrate` applies every schema once; running it again applies nothing")
   func migrate() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
