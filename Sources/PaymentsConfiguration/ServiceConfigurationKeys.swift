@@ -27,6 +27,9 @@ public enum ServiceConfigurationKeys {
         "log.level", .string, default: "info",
         "Log level: trace, debug, info, notice, warning, error or critical."),
       ConfigurationKey(
+        "log.format", .string, default: "text",
+        "Log format: text (one readable line per record) or json (one JSON object per line)."),
+      ConfigurationKey(
         "maximum-connections", .integer, default: "1000",
         "Client connections open at once; one beyond it is closed at once."),
       ConfigurationKey(

@@ -4,6 +4,7 @@ import Kafka
 import Logging
 import PaymentsConfiguration
 import RPCTransportHTTP2
+import ServiceKit
 import ServiceLifecycle
 import TLS
 import UnixSignals
@@ -57,6 +58,9 @@ struct ServiceOptions: ParsableArguments {
 
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: String?
+
+  @Option(help: "Log format: text (one readable line per record) or json (one JSON object per line).")
+  var logFormat: String?
 
   /// The configuration of a service with `keys`: these flags over the environment over the file.
   func settings(_ keys: [ConfigurationKey]) throws -> Settings {
@@ -161,7 +165,13 @@ struct ServerSettings {
         "log.level", flag: options.logLevel.map { [$0] },
         reason: "is not one of trace, debug, info, notice, warning, error, critical")
     }
-    LoggingSystem.bootstrap(StreamLogHandler.standardError)
+    switch settings.string("log.format", flag: options.logFormat) ?? "text" {
+    case "text": LoggingSystem.bootstrap(StreamLogHandler.standardError)
+    case "json": LoggingSystem.bootstrap { JSONLogHandler.standardError(label: $0, metadataProvider: nil) }
+    case let other:
+      throw settings.invalid(
+        "log.format", flag: options.logFormat.map { [$0] }, reason: "is not text or json")
+    }
     var logger = Logger(label: label)
     logger.logLevel = level
     let clientVariables: Set<String> = [
