@@ -58,7 +58,7 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
     }
     do {
       let payment = try await dispatcher.cancelPayment(
-        .with { $0.order = order }, metadata: metadata,
+        .with { $0.paymentID = order.paymentID }, metadata: metadata,
         options: CallOptions(
           timeout: context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(15)))
       return .with { $0.payment = payment }

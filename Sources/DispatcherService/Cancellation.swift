@@ -8,7 +8,7 @@ import ProtobufRuntime
 public import RPCCore
 import ServiceKit
 
-/// What a cancellation found and did (``WorkStore/cancel(_:provider:)``).
+/// What a cancellation found and did (``WorkStore/cancel(paymentID:clientID:)``).
 public struct CancelResult: Sendable {
   public var decision: CancelDecision
   /// The payment after the cancellation (as before it for ``CancelDecision/refuse(_:)``).
@@ -16,60 +16,33 @@ public struct CancelResult: Sendable {
 }
 
 extension WorkStore {
-  /// A client's cancellation of `order`'s payment, decided by ``WorkDecision/cancel(status:outcomeUnknown:)``
-  /// on the row locked `FOR UPDATE`, in one transaction with its event:
+  /// A client's cancellation of its payment `paymentID`, decided by
+  /// ``WorkDecision/cancel(status:outcomeUnknown:)`` on the row locked `FOR UPDATE`, in one
+  /// transaction with its event:
   /// - waiting with no call of unknown outcome: `CANCELED` now. The row's lease token is cleared,
   ///   so a worker that claimed it but has not begun its call cannot begin it
   ///   (``begin(_:_:)`` is conditional on the token): of "charged" and "cancelled", exactly one
   ///   happens.
-  /// - a call in flight or of unknown outcome: marked `cancel_requested` and due now; the worker
-  ///   inquires and the answer ends it `SUCCEEDED` or `CANCELED` (never charged again).
-  /// - not here yet (its order is still on the way through Kafka): stored as `CANCELED`, version
-  ///   2, so that the order, when it arrives, is a duplicate and never charged. `provider` is
-  ///   where it would have been routed.
-  public func cancel(_ order: Payments_V1_PaymentOrderRecord, provider: String) async throws -> CancelResult {
-    while true {
-      if let result = try await cancelExisting(order) { return result }
-      let inserted = try await pool.withTransaction { connection -> CancelResult? in
-        let rows = try await connection.query(
-          """
-          INSERT INTO dispatcher.payments (payment_id, client_id, order_record, provider, status, version, provider_key,
-                                           next_attempt_at, created_at, updated_at, cancel_requested)
-          VALUES (\(order.paymentID), \(order.clientID), \(order.serializedBytes()), \(provider),
-                  \(Payments_V1_PaymentStatus.canceled.rawValue), 2, \(order.paymentID), now(),
-                  \(order.acceptedAt?.date ?? Date()), now(), true)
-          ON CONFLICT (payment_id) DO NOTHING
-          RETURNING updated_at
-          """)
-        guard let row = try rows.singleRow() else { return nil }  // intake was faster: decide on its row
-        var item = WorkItem(
-          paymentID: order.paymentID, clientID: order.clientID, order: order, provider: provider,
-          status: .canceled, version: 2, cancelRequested: true)
-        item.providerKey = order.paymentID
-        let event = Self.event(for: item, transition: item.cancellation, at: try row.decode(Date.self, at: 0))
-        try await Self.insertEvent(event, of: item, connection)
-        return CancelResult(decision: .cancelNow, payment: event.payment ?? .init())
-      }
-      if let inserted {
-        Self.countCompleted(.canceled, provider: provider)
-        return inserted
-      }
-    }
-  }
-
-  private func cancelExisting(_ order: Payments_V1_PaymentOrderRecord) async throws -> CancelResult? {
+  /// - a call in flight or of unknown outcome: marked `cancel_requested`; the worker's next step
+  ///   is an inquiry (after the backoff an unknown outcome already has), and its answer ends it
+  ///   `SUCCEEDED` or `CANCELED` (never charged again).
+  ///
+  /// Returns `nil` when the dispatcher does not have the payment (yet); the decision uses only
+  /// what it consumed from Kafka, never data from the caller. Throws `NOT_FOUND` for another
+  /// client's payment.
+  public func cancel(paymentID: String, clientID: String) async throws -> CancelResult? {
     let result = try await pool.withTransaction { connection -> CancelResult? in
       let rows = try await connection.query(
         """
         SELECT payment_id, client_id, order_record, provider, status, version, attempts, provider_key, outcome_unknown,
                provider_reference, failure_code, failure_message, updated_at
-        FROM dispatcher.payments WHERE payment_id = \(order.paymentID) FOR UPDATE
+        FROM dispatcher.payments WHERE payment_id = \(paymentID) FOR UPDATE
         """)
       guard let row = try rows.singleRow() else { return nil }
       var (item, payment) = try Self.decode(row)
-      guard item.clientID == order.clientID else {
-        // Payment IDs are unique; a mismatch means the caller does not own it.
-        throw RPCError(.notFound, "no payment \(order.paymentID) of this client")
+      guard item.clientID == clientID else {
+        // Another client's payment: exactly as if it did not exist.
+        throw RPCError(.notFound, "no payment \(paymentID) of this client")
       }
       let decision = WorkDecision.cancel(status: item.status, outcomeUnknown: item.outcomeUnknown)
       switch decision {
@@ -80,7 +53,7 @@ extension WorkStore {
           """
           UPDATE dispatcher.payments SET status = \(Payments_V1_PaymentStatus.canceled.rawValue), version = version + 1,
             cancel_requested = true, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
-          WHERE payment_id = \(order.paymentID)
+          WHERE payment_id = \(paymentID)
           RETURNING version, updated_at
           """)
         guard let changed = try updated.singleRow() else { return nil }
@@ -91,15 +64,11 @@ extension WorkStore {
         try await Self.insertEvent(event, of: item, connection)
         return CancelResult(decision: decision, payment: event.payment ?? payment)
       case .awaitInquiry:
-        // Due now unless a call is in flight (then its outcome makes it due: see apply).
+        // A waiting payment whose last outcome is unknown keeps its backoff (an inquiry right
+        // after a timeout may find a request the provider is still processing); one in a call
+        // becomes due when the call's result is applied.
         try await connection.execute(
-          """
-          UPDATE dispatcher.payments SET cancel_requested = true,
-            next_attempt_at = CASE WHEN status = \(Payments_V1_PaymentStatus.processing.rawValue) THEN next_attempt_at
-                                   ELSE least(next_attempt_at, now()) END
-          WHERE payment_id = \(order.paymentID)
-          """)
-        try await connection.execute("SELECT pg_notify('dispatcher_work', '')")
+          "UPDATE dispatcher.payments SET cancel_requested = true WHERE payment_id = \(paymentID)")
         payment.status = item.status
         return CancelResult(decision: decision, payment: payment)
       }
@@ -144,18 +113,16 @@ extension WorkStore {
 
 /// `payments.v1.PaymentDispatcherService` (internal; the command service calls it for
 /// `CancelPayment`): cancels a payment in the dispatcher, which owns its execution state, and
-/// waits (within the call's deadline, at most ``maximumWait``) for a cancellation that needs the
-/// provider's answer first.
+/// waits (within the call's deadline, at most ``maximumWait``) for a payment whose order has not
+/// reached it yet, and for a cancellation that needs the provider's answer first.
 public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.ServiceProtocol {
   private let store: WorkStore
-  private let providers: ProviderRegistry
   private let logger: Logger
   /// The longest a cancellation waits for an inquiry's answer.
   public var maximumWait: Duration = .seconds(10)
 
-  public init(store: WorkStore, providers: ProviderRegistry, logger: Logger) {
+  public init(store: WorkStore, logger: Logger) {
     self.store = store
-    self.providers = providers
     self.logger = logger
   }
 
@@ -165,21 +132,31 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
     guard let client = AuthenticatedClient.current else {
       throw RPCError(.unauthenticated, "no authenticated client")
     }
-    guard let order = request.order, !order.paymentID.isEmpty else {
-      throw RPCError(.invalidArgument, "order.payment_id is required")
+    guard PaymentID.isWellFormed(request.paymentID) else {
+      throw RPCError(.invalidArgument, "payment_id must be a payment ID (pay_ and 32 hex digits)")
     }
-    guard order.clientID == client.clientID else {
-      throw RPCError(.notFound, "no payment \(order.paymentID) of this client")
+    let clock = ContinuousClock()
+    var end = clock.now + maximumWait
+    if let deadline = context.deadline { end = min(end, deadline - .milliseconds(250)) }
+    var result: CancelResult?
+    while true {
+      do {
+        result = try await store.cancel(paymentID: request.paymentID, clientID: client.clientID)
+      } catch let error as RPCError {
+        throw error
+      } catch {
+        throw RPCError(
+          .unavailable, "the cancellation could not be stored; nothing changed, retry", cause: error)
+      }
+      // Not here yet: its order is still on the way through Kafka (normally milliseconds).
+      guard result == nil, clock.now + .milliseconds(50) < end else { break }
+      try await Task.sleep(for: .milliseconds(50))
     }
-    let result: CancelResult
-    do {
-      result = try await store.cancel(
-        order, provider: providers.route(requested: order.provider, currency: order.amount?.currency ?? ""))
-    } catch let error as RPCError {
-      throw error
-    } catch {
+    guard let result else {
       throw RPCError(
-        .unavailable, "the cancellation could not be stored; nothing changed, retry", cause: error)
+        .unavailable,
+        "payment \(request.paymentID) has not reached the dispatcher yet (its order is on the way through Kafka); nothing changed, retry"
+      )
     }
     Counter(label: "payment_cancellations_total", dimensions: [("decision", "\(result.decision)")])
       .increment()
@@ -189,17 +166,15 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
     case .refuse:
       throw Self.refusal(result.payment)
     case .awaitInquiry:
-      return try await awaitDecision(result.payment, context: context)
+      return try await awaitDecision(result.payment, until: end)
     }
   }
 
   /// Waits for the inquiry that decides a marked payment.
-  private func awaitDecision(_ marked: Payments_V1_Payment, context: ServerContext) async throws
+  private func awaitDecision(_ marked: Payments_V1_Payment, until end: ContinuousClock.Instant) async throws
     -> Payments_V1_Payment
   {
     let clock = ContinuousClock()
-    var end = clock.now + maximumWait
-    if let deadline = context.deadline { end = min(end, deadline - .milliseconds(250)) }
     var current = marked
     while clock.now < end {
       try await Task.sleep(for: .milliseconds(50))

@@ -143,7 +143,7 @@ public struct DispatcherServer: Sendable {
       // Reflection too: grpcurl and paymentsctl need it to call anything, even the health check.
       transport: transport,
       services: [
-        PaymentDispatcherHandler(store: store, providers: registry, logger: logger), health,
+        PaymentDispatcherHandler(store: store, logger: logger), health,
         try ReflectionService(files: PaymentsDescriptors.dispatcherFiles),
       ],
       interceptors: [

@@ -90,6 +90,19 @@ public enum WorkDecision {
     }
   }
 
+  /// `transition`, decided for `item` without knowing of a cancellation that arrived during the
+  /// call (`cancelRequested` as the row has it now): where it fails the payment for a reason
+  /// that means "nothing was charged" (attempts used up, expiry), the cancellation decides
+  /// instead and the payment ends `CANCELED`.
+  public static func honoring(cancelRequested: Bool, _ transition: Transition, of item: WorkItem)
+    -> Transition
+  {
+    guard cancelRequested, transition.status == .failed,
+      let code = transition.failure?.code, code == "retries_exhausted" || code == "expired"
+    else { return transition }
+    return item.cancellation
+  }
+
   /// The state change that starts a call of `kind`: `PROCESSING`, one more attempt for a charge;
   /// a payment found `PROCESSING` (its worker vanished mid-call) has an unknown outcome.
   public static func begin(_ item: WorkItem, _ kind: CallKind) -> Transition {

@@ -302,17 +302,29 @@ public struct WorkStore: Sendable {
   /// nobody took the payment over). Returns the updated item, or `nil` when the claim was taken
   /// over (this worker's result is dropped; the new owner inquires).
   public func apply(
-    _ transition: Transition, to item: WorkItem, callOutcome: CallRecord?
+    _ decided: Transition, to item: WorkItem, callOutcome: CallRecord?
   ) async throws -> WorkItem? {
-    try PaymentLifecycle.check(item.status, transition.status)
-    let applied: WorkItem? = try await pool.withTransaction { connection in
+    try PaymentLifecycle.check(item.status, decided.status)
+    let applied: (WorkItem, Transition)? = try await pool.withTransaction { connection in
+      // A cancellation may have arrived during the call (the item is as claimed).
+      guard
+        let current = try await connection.query(
+          """
+          SELECT cancel_requested FROM dispatcher.payments
+          WHERE payment_id = \(item.paymentID) AND lease_token = \(item.leaseToken) FOR UPDATE
+          """
+        ).singleRow()
+      else { return nil }
+      let transition = WorkDecision.honoring(
+        cancelRequested: try current.decode(Bool.self, at: 0), decided, of: item)
       let rows = try await connection.query(
         """
         UPDATE dispatcher.payments SET status = \(transition.status.rawValue), version = version + 1,
           attempts = \(transition.attempts), provider_reference = \(transition.providerReference),
           failure_code = \(transition.failure?.code ?? ""), failure_message = \(transition.failure?.message ?? ""),
           outcome_unknown = \(transition.outcomeUnknown),
-          next_attempt_at = CASE WHEN cancel_requested THEN now() ELSE coalesce(\(transition.nextAttemptAt), now()) END,
+          next_attempt_at = CASE WHEN cancel_requested AND NOT \(transition.outcomeUnknown) THEN now()
+                                 ELSE coalesce(\(transition.nextAttemptAt), now()) END,
           lease_owner = CASE WHEN \(transition.keepLease) THEN lease_owner ELSE NULL END,
           lease_token = CASE WHEN \(transition.keepLease) THEN lease_token ELSE NULL END,
           lease_expires_at = CASE WHEN \(transition.keepLease) THEN now() + \(lease.seconds) * interval '1 second' ELSE NULL END,
@@ -336,11 +348,11 @@ public struct WorkStore: Sendable {
       }
       try await Self.insertEvent(
         Self.event(for: updated, transition: transition, at: updatedAt), of: item, connection)
-      return updated
+      return (updated, transition)
     }
-    guard let applied else { return nil }
+    guard let (updated, transition) = applied else { return nil }
     recordMetrics(of: transition, to: item, callOutcome: callOutcome)
-    return applied
+    return updated
   }
 
   private func recordMetrics(of transition: Transition, to item: WorkItem, callOutcome: CallRecord?) {

@@ -125,12 +125,14 @@ public final class InMemoryWorkStore: PaymentWorkStore {
         fencedWrites.add(1, ordering: .relaxed)
         return nil
       }
+      let transition = WorkDecision.honoring(cancelRequested: row.item.cancelRequested, transition, of: item)
       row.item.status = transition.status
       row.item.attempts = transition.attempts
       row.item.outcomeUnknown = transition.outcomeUnknown
       row.item.version += 1
       row.events.append(transition.status)
-      row.nextAttemptAt = row.item.cancelRequested ? Date() : transition.nextAttemptAt ?? Date()
+      row.nextAttemptAt =
+        row.item.cancelRequested && !transition.outcomeUnknown ? Date() : transition.nextAttemptAt ?? Date()
       if transition.keepLease {
         row.leaseExpiresAt = Date() + lease.timeInterval
       } else {
@@ -161,7 +163,6 @@ public final class InMemoryWorkStore: PaymentWorkStore {
         row.leaseExpiresAt = nil
       case .awaitInquiry:
         row.item.cancelRequested = true
-        if row.item.status != .processing { row.nextAttemptAt = min(row.nextAttemptAt, Date()) }
       case .alreadyCanceled, .refuse:
         break
       }

@@ -35,11 +35,12 @@ public struct PaymentReadModel: Sendable {
   /// and late states change nothing, so a payment never moves backwards. Returns how many
   /// payments changed (each is announced on ``changeChannel``).
   ///
-  /// The same statement appends to the client's event feed every state newer than the stored
+  /// The same transaction appends to the client's event feed every state newer than the stored
   /// one (several versions of a payment in one batch in version order), numbered from the
-  /// client's counter row in `query.feed_heads`. That row stays locked until the statement
-  /// commits, so numbers are handed out in commit order and a reader never sees a number before
-  /// a smaller one (migration query_0004).
+  /// client's counter row in `query.feed_heads`. That row is locked first and stays locked until
+  /// the transaction commits, so numbers are handed out in commit order (a reader never sees a
+  /// number before a smaller one) and concurrent writers of one client cannot both take the same
+  /// state as new (migration query_0004).
   @discardableResult
   public func apply(_ states: [State]) async throws -> Int {
     // One row per payment for the upsert (it cannot touch a row twice): the highest version.
@@ -53,55 +54,71 @@ public struct PaymentReadModel: Sendable {
     let rows = Array(latest.values)
     let versions = Array(history.values)
     let bytes = rows.map { $0.payment.serializedBytes() }
-    let result = try await pool.query(
-      """
-      WITH input AS (
-        SELECT * FROM unnest(\(PostgresArray(versions.map(\.payment.paymentID)))::text[],
-                             \(PostgresArray(versions.map(\.clientID)))::text[],
-                             \(PostgresArray(versions.map(\.payment.version)))::bigint[],
-                             \(PostgresArray(versions.map { $0.payment.serializedBytes() }))::bytea[])
-          AS t (payment_id, client_id, version, payment)
-      ), previous AS (
-        SELECT payment_id, version FROM query.payments WHERE payment_id IN (SELECT payment_id FROM input)
-      ), history AS (
-        INSERT INTO query.payment_history (payment_id, version, payment)
-        SELECT payment_id, version, payment FROM input
-        ON CONFLICT DO NOTHING
-      ), changed AS (
-        INSERT INTO query.payments AS p
-          (payment_id, client_id, idempotency_key, status, version, created_at, updated_at, payment)
-        SELECT * FROM unnest(
-          \(PostgresArray(rows.map(\.payment.paymentID)))::text[], \(PostgresArray(rows.map(\.clientID)))::text[],
-          \(PostgresArray(rows.map(\.payment.idempotencyKey)))::text[],
-          \(PostgresArray(rows.map(\.payment.status.rawValue)))::integer[],
-          \(PostgresArray(rows.map(\.payment.version)))::bigint[],
-          \(PostgresArray(rows.map { $0.payment.createdAt?.date ?? Date() }))::timestamptz[],
-          \(PostgresArray(rows.map { $0.payment.updatedAt?.date ?? $0.payment.createdAt?.date ?? Date() }))::timestamptz[],
-          \(PostgresArray(bytes))::bytea[])
-        ON CONFLICT (payment_id) DO UPDATE
-          SET status = EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-              payment = EXCLUDED.payment
-          WHERE p.version < EXCLUDED.version
-        RETURNING payment_id
-      ), fresh AS (
-        SELECT i.client_id, i.payment_id, i.version, i.payment,
-               row_number() OVER (PARTITION BY i.client_id ORDER BY i.payment_id, i.version) AS n,
-               count(*) OVER (PARTITION BY i.client_id) AS total
-        FROM input i LEFT JOIN previous o USING (payment_id)
-        WHERE i.version > coalesce(o.version, 0)
-      ), heads AS (
-        INSERT INTO query.feed_heads AS h (client_id, last_sequence)
-        SELECT client_id, count(*) FROM fresh GROUP BY client_id ORDER BY client_id
-        ON CONFLICT (client_id) DO UPDATE SET last_sequence = h.last_sequence + EXCLUDED.last_sequence
-        RETURNING client_id, last_sequence
-      ), feed AS (
-        INSERT INTO query.events (client_id, sequence, payment_id, version, payment)
-        SELECT f.client_id, h.last_sequence - f.total + f.n, f.payment_id, f.version, f.payment
-        FROM fresh f JOIN heads h USING (client_id)
-        ON CONFLICT (payment_id, version) DO NOTHING
-      )
-      SELECT pg_notify(\(Self.changeChannel), payment_id) FROM changed
-      """)
+    let clients = Array(Set(rows.map(\.clientID))).sorted()
+    let result = try await pool.withTransaction { connection in
+      // First the clients' feed counters, locked in a fixed order: from here until commit no
+      // other writer of these clients runs, and the statement below (READ COMMITTED: a new
+      // snapshot) sees every state they committed, so "newer than stored" is exact.
+      try await connection.execute(
+        """
+        INSERT INTO query.feed_heads (client_id, last_sequence)
+        SELECT unnest(\(PostgresArray(clients))::text[]), 0 ON CONFLICT DO NOTHING
+        """)
+      _ = try await connection.query(
+        """
+        SELECT client_id FROM query.feed_heads WHERE client_id = ANY(\(PostgresArray(clients))::text[])
+        ORDER BY client_id FOR UPDATE
+        """)
+      return try await connection.query(
+        """
+        WITH input AS (
+          SELECT * FROM unnest(\(PostgresArray(versions.map(\.payment.paymentID)))::text[],
+                               \(PostgresArray(versions.map(\.clientID)))::text[],
+                               \(PostgresArray(versions.map(\.payment.version)))::bigint[],
+                               \(PostgresArray(versions.map { $0.payment.serializedBytes() }))::bytea[])
+            AS t (payment_id, client_id, version, payment)
+        ), previous AS (
+          SELECT payment_id, version FROM query.payments WHERE payment_id IN (SELECT payment_id FROM input)
+        ), history AS (
+          INSERT INTO query.payment_history (payment_id, version, payment)
+          SELECT payment_id, version, payment FROM input
+          ON CONFLICT DO NOTHING
+        ), changed AS (
+          INSERT INTO query.payments AS p
+            (payment_id, client_id, idempotency_key, status, version, created_at, updated_at, payment)
+          SELECT * FROM unnest(
+            \(PostgresArray(rows.map(\.payment.paymentID)))::text[], \(PostgresArray(rows.map(\.clientID)))::text[],
+            \(PostgresArray(rows.map(\.payment.idempotencyKey)))::text[],
+            \(PostgresArray(rows.map(\.payment.status.rawValue)))::integer[],
+            \(PostgresArray(rows.map(\.payment.version)))::bigint[],
+            \(PostgresArray(rows.map { $0.payment.createdAt?.date ?? Date() }))::timestamptz[],
+            \(PostgresArray(rows.map { $0.payment.updatedAt?.date ?? $0.payment.createdAt?.date ?? Date() }))::timestamptz[],
+            \(PostgresArray(bytes))::bytea[])
+          ON CONFLICT (payment_id) DO UPDATE
+            SET status = EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+                payment = EXCLUDED.payment
+            WHERE p.version < EXCLUDED.version
+          RETURNING payment_id
+        ), fresh AS (
+          SELECT i.client_id, i.payment_id, i.version, i.payment,
+                 row_number() OVER (PARTITION BY i.client_id ORDER BY i.payment_id, i.version) AS n,
+                 count(*) OVER (PARTITION BY i.client_id) AS total
+          FROM input i LEFT JOIN previous o USING (payment_id)
+          WHERE i.version > coalesce(o.version, 0)
+        ), heads AS (
+          INSERT INTO query.feed_heads AS h (client_id, last_sequence)
+          SELECT client_id, count(*) FROM fresh GROUP BY client_id ORDER BY client_id
+          ON CONFLICT (client_id) DO UPDATE SET last_sequence = h.last_sequence + EXCLUDED.last_sequence
+          RETURNING client_id, last_sequence
+        ), feed AS (
+          INSERT INTO query.events (client_id, sequence, payment_id, version, payment)
+          SELECT f.client_id, h.last_sequence - f.total + f.n, f.payment_id, f.version, f.payment
+          FROM fresh f JOIN heads h USING (client_id)
+          ON CONFLICT (payment_id, version) DO NOTHING
+        )
+        SELECT pg_notify(\(Self.changeChannel), payment_id) FROM changed
+        """)
+    }
     return result.count
   }
 

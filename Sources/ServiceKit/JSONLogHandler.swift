@@ -26,6 +26,7 @@ public struct JSONLogHandler: LogHandler {
         var offset = 0
         while offset < bytes.count {
           let written = Foundation.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+          if written < 0, errno == EINTR || errno == EAGAIN { continue }
           if written <= 0 { return }
           offset += written
         }

@@ -39,6 +39,10 @@ public final class TLSContext: @unchecked Sendable {
           "cannot load the client certificate authorities from \(clientCertificateAuthorityPath)")
       }
       SSL_CTX_set_verify(context.context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
+      // Verifying peers needs a session ID context, or a client resuming a session fails its
+      // handshake (OpenSSL: SSL_CTX_set_session_id_context).
+      let sessionContext = Array("payments".utf8)
+      _ = SSL_CTX_set_session_id_context(context.context, sessionContext, UInt32(sessionContext.count))
     }
     SSL_CTX_set_alpn_select_cb(context.context, selectH2, nil)
     return context

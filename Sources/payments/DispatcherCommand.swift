@@ -191,10 +191,11 @@ struct DispatcherCommand: AsyncParsableCommand {
     }
     for route in settings.list("routes", flag: routes) {
       let parts = route.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2, parts[0].count == 3, parts[0].allSatisfy({ $0.isASCII && $0.isUppercase })
-      else {
+      guard parts.count == 2, Currency.named(parts[0]) != nil else {
         throw settings.invalid(
-          "routes", flag: routes, reason: "has '\(route)'; expected CURRENCY=PROVIDER, e.g. JPY=sandbox-jp")
+          "routes", flag: routes,
+          reason: "has '\(route)'; expected CURRENCY=PROVIDER with a known ISO 4217 code, e.g. JPY=sandbox-jp"
+        )
       }
       guard configuration.sandboxProviders[parts[1]] != nil || configuration.hmacProviders[parts[1]] != nil
       else {

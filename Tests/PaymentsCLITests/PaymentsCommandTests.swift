@@ -74,6 +74,7 @@ struct PaymentsCommandTests {
     ]
     for (route, message) in [
       ("euro=sandbox", "has 'euro=sandbox'; expected CURRENCY=PROVIDER"),
+      ("JYP=sandbox", "has 'JYP=sandbox'; expected CURRENCY=PROVIDER with a known ISO 4217 code"),
       ("JPY=nowhere", "routes JPY to 'nowhere', which is not among the configured providers"),
     ] {
       let result = try ChildProcess.run(payments, common + ["--route", route])

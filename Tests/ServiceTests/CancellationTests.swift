@@ -79,7 +79,7 @@ struct CancellationTests {
   }
 
   @Test(
-    "in the work table: a claimed payment cancelled before its call cannot begin it; an order cancelled before intake stays CANCELED; an unknown outcome is inquired and ends CANCELED"
+    "in the work table: a claimed payment cancelled before its call cannot begin it; nothing is decided before intake; an unknown outcome is inquired after its backoff and ends CANCELED; a cancellation during a call wins over retries_exhausted"
   )
   func workStoreCancellation() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
@@ -113,31 +113,32 @@ struct CancellationTests {
     // Claimed, not begun: the cancellation wins and the claim's begin is refused.
     try await store.intake([order("pay_a")]) { _ in "sandbox" }
     let claimed = try #require(try await store.claim(provider: "sandbox"))
-    #expect(try await store.cancel(order("pay_a"), provider: "sandbox").decision == .cancelNow)
+    #expect(try await store.cancel(paymentID: "pay_a", clientID: "client-a")?.decision == .cancelNow)
     #expect(try await store.begin(claimed, .charge) == nil, "the fence refuses the call")
     #expect(try await status("pay_a") == (canceled, 2, true))
+    let again = try await store.cancel(paymentID: "pay_a", clientID: "client-a")
+    #expect(again?.decision == .alreadyCanceled && again?.payment.version == 2)
 
-    // Cancelled before intake: a CANCELED row; the order arriving later changes nothing.
-    let early = try await store.cancel(order("pay_b"), provider: "sandbox")
-    #expect(early.decision == .cancelNow && early.payment.status == .canceled && early.payment.version == 2)
-    try await store.intake([order("pay_b")]) { _ in "sandbox" }
-    #expect(try await status("pay_b") == (canceled, 2, true))
-    #expect(try await store.claim(provider: "sandbox") == nil, "nothing to charge")
-    let again = try await store.cancel(order("pay_b"), provider: "sandbox")
-    #expect(again.decision == .alreadyCanceled && again.payment.version == 2)
+    // Not here yet: the dispatcher decides nothing on data it has not consumed itself.
+    #expect(try await store.cancel(paymentID: "pay_b", clientID: "client-a") == nil)
 
-    // A call in flight: marked; its unknown outcome makes it due at once, the inquiry decides.
+    // A call in flight: marked; its unknown outcome keeps its backoff, then the inquiry decides.
     try await store.intake([order("pay_c")]) { _ in "sandbox" }
     let held = try #require(try await store.claim(provider: "sandbox"))
     let (begun, _) = try #require(try await store.begin(held, .charge))
-    #expect(try await store.cancel(order("pay_c"), provider: "sandbox").decision == .awaitInquiry)
-    let later = Date() + 3600
+    #expect(try await store.cancel(paymentID: "pay_c", clientID: "client-a")?.decision == .awaitInquiry)
     _ = try #require(
       try await store.apply(
-        Transition(status: .retryScheduled, attempts: 1, outcomeUnknown: true, nextAttemptAt: later),
-        to: begun,
-        callOutcome: CallRecord(kind: .charge, outcome: "unknown", detail: "timeout")))
-    let due = try #require(try await store.claim(provider: "sandbox"), "due now, not in an hour")
+        Transition(status: .retryScheduled, attempts: 1, outcomeUnknown: true, nextAttemptAt: Date() + 3600),
+        to: begun, callOutcome: CallRecord(kind: .charge, outcome: "unknown", detail: "timeout")))
+    let backoff = try await pool.query(
+      "SELECT next_attempt_at > now() + interval '59 minutes' FROM dispatcher.payments WHERE payment_id = 'pay_c'"
+    )
+    #expect(try backoff[0].decode(Bool.self, at: 0), "an unknown outcome keeps its backoff")
+    // The hour passes.
+    try await pool.execute(
+      "UPDATE dispatcher.payments SET next_attempt_at = now() WHERE payment_id = 'pay_c'")
+    let due = try #require(try await store.claim(provider: "sandbox"), "due after the backoff")
     #expect(due.cancelRequested && due.outcomeUnknown)
     #expect(WorkDecision.plan(due, now: Date()) == .call(.inquiry))
     let (asking, _) = try #require(try await store.begin(due, .inquiry))
@@ -149,17 +150,29 @@ struct CancellationTests {
     #expect(try await status("pay_c").0 == canceled)
 
     // Another client cannot cancel it; the events went to the outbox in version order.
-    var foreign = order("pay_a")
-    foreign.clientID = "client-b"
-    await #expect(throws: RPCError.self) { try await store.cancel(foreign, provider: "sandbox") }
+    await #expect(throws: RPCError.self) { try await store.cancel(paymentID: "pay_a", clientID: "client-b") }
     let versions = try await pool.query(
       """
       SELECT message_key, count(*) FROM dispatcher.outbox WHERE topic = 'payments.events.v1'
       GROUP BY message_key ORDER BY message_key
       """
     ).map { (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1)) }
-    #expect(versions.map(\.0) == ["pay_a", "pay_b", "pay_c"])
-    #expect(versions.map(\.1) == [1, 1, 4], "pay_c: PROCESSING, RETRY_SCHEDULED, PROCESSING… CANCELED")
+    #expect(versions.map(\.0) == ["pay_a", "pay_c"])
+    #expect(versions.map(\.1) == [1, 4], "pay_c: PROCESSING, RETRY_SCHEDULED, PROCESSING… CANCELED")
+
+    // A cancellation that arrives during a call whose result uses up the attempts: CANCELED,
+    // not FAILED (the worker decided without knowing of it).
+    try await store.intake([order("pay_d")]) { _ in "sandbox" }
+    let d = try #require(try await store.claim(provider: "sandbox"))
+    let (calling, _) = try #require(try await store.begin(d, .charge))
+    #expect(try await store.cancel(paymentID: "pay_d", clientID: "client-a")?.decision == .awaitInquiry)
+    let (failed, _) = WorkDecision.after(
+      calling, .charge(.transientFailure(reason: "503")),
+      retry: RetryPolicy(base: .milliseconds(1), factor: 1, cap: .milliseconds(1), maximumAttempts: 1),
+      now: Date()
+    ) { _ in 0 }
+    #expect(failed.failure?.code == "retries_exhausted")
+    #expect(try await store.apply(failed, to: calling, callOutcome: nil)?.status == .canceled)
   }
 
   @Test(
