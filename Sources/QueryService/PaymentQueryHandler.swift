@@ -297,6 +297,7 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     } catch {
       throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
     }
+    try Self.checkContinuous(entries, after: after)
     return .with {
       $0.events = entries.map(Self.feedEvent)
       $0.nextCursor = FeedCursor.text(entries.last?.sequence ?? after)
@@ -327,6 +328,7 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
             )
           }
           let entries = try await readModel.events(clientID: client, after: after, limit: 500)
+          try Self.checkContinuous(entries, after: after)
           for entry in entries {
             try await responses.write(Self.feedEvent(entry))
             after = entry.sequence
@@ -373,6 +375,17 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
       )
     }
     return after
+  }
+
+  /// Numbers in a client's feed have no holes (each is handed out under the client's lock and
+  /// used), so events read after a cursor start right behind it — unless retention deleted the
+  /// ones in between after the cursor was checked: then the reader would skip them silently.
+  private static func checkContinuous(_ entries: [PaymentReadModel.FeedEntry], after: Int64) throws {
+    guard after > 0, let first = entries.first, first.sequence != after + 1 else { return }
+    throw RPCError(
+      .outOfRange,
+      "the events after cursor '\(FeedCursor.text(after))' are no longer kept (feed retention); start again with an empty cursor and read current states with ListPayments"
+    )
   }
 
   private static func feedEvent(_ entry: PaymentReadModel.FeedEntry) -> Payments_V1_FeedEvent {

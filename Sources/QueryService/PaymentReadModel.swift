@@ -111,8 +111,8 @@ public struct PaymentReadModel: Sendable {
           ON CONFLICT (client_id) DO UPDATE SET last_sequence = h.last_sequence + EXCLUDED.last_sequence
           RETURNING client_id, last_sequence
         ), feed AS (
-          INSERT INTO query.events (client_id, sequence, payment_id, version, payment)
-          SELECT f.client_id, h.last_sequence - f.total + f.n, f.payment_id, f.version, f.payment
+          INSERT INTO query.events (client_id, sequence, payment_id, version, payment, recorded_at)
+          SELECT f.client_id, h.last_sequence - f.total + f.n, f.payment_id, f.version, f.payment, clock_timestamp()
           FROM fresh f JOIN heads h USING (client_id)
           ON CONFLICT (payment_id, version) DO NOTHING
         )
