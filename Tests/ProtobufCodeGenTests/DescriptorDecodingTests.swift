@@ -58,7 +58,7 @@ struct DescriptorDecodingTests {
     #expect(entry.isMapEntry)
     #expect(entry.fields.map(\.name) == ["key", "value"])
     let status = try #require(paymentFile.enumTypes.first { $0.name == "PaymentStatus" })
-    #expect(status.values.map(\.number) == [0, 1, 2, 3, 4, 5])
+    #expect(status.values.map(\.number) == [0, 1, 2, 3, 4, 5, 6])
     #expect(status.values[4].name == "PAYMENT_STATUS_SUCCEEDED")
 
     let queryFile = try #require(set.files.first { $0.name == "payments/v1/query_service.proto" })

@@ -183,7 +183,7 @@ struct CancellationTests {
       dispatchers: 2,
       sandbox: {
         $0.nonIdempotent = true
-        $0.rateLimit = 20
+        $0.rateLimit = 10
         $0.unavailableRate = 0.05
         $0.errorAfterChargeRate = 0.08
         $0.lostResponseRate = 0.05
@@ -194,34 +194,32 @@ struct CancellationTests {
       },
       dispatcher: {
         $0.workers = 8
-        $0.rateLimiter.defaultLimit = 20
+        $0.rateLimiter.defaultLimit = 10
         $0.lease = .seconds(3)
         $0.providerTimeout = .milliseconds(500)
         $0.retry = RetryPolicy(base: .milliseconds(100), factor: 2, cap: .seconds(1), maximumAttempts: 6)
       }
     ) { platform, base, command, query in
       try await warmUp(command, query)
-      var submitted: [Payments_V1_Payment] = []
-      for index in 0..<100 {
-        submitted.append(
-          try await command.client.submitPayment(
-            validRequest(key: "race-\(index)", amount: 1000 + Int64(index)), metadata: command.metadata
-          ).payment!)
-      }
-      // Each payment is cancelled once, at a random moment of its life (0 to 4 s after submission).
-      let payments = submitted
-      let answers = try await withThrowingTaskGroup(
+      // Each payment is cancelled once, 0 to 1.5 s after its own submission, while the next ones
+      // are submitted: some are still waiting, some in a call, some done.
+      let (submitted, answers) = try await withThrowingTaskGroup(
         of: (String, Result<Payments_V1_Payment, RPCError>).self
       ) { group in
-        for (index, payment) in payments.enumerated() {
+        var submitted: [Payments_V1_Payment] = []
+        for index in 0..<100 {
+          let payment = try await command.client.submitPayment(
+            validRequest(key: "race-\(index)", amount: 1000 + Int64(index)), metadata: command.metadata
+          ).payment!
+          submitted.append(payment)
           var random = SplitMix(state: UInt64(index) &+ 1)
-          let delay = Duration.milliseconds(Int.random(in: 0...4000, using: &random))
+          let delay = Duration.milliseconds(Int.random(in: 0...1500, using: &random))
           let id = payment.paymentID
           group.addTask { (id, try await cancel(id, after: delay, command)) }
         }
         var answers: [String: Result<Payments_V1_Payment, RPCError>] = [:]
         for try await (id, answer) in group { answers[id] = answer }
-        return answers
+        return (submitted, answers)
       }
       let (final, stats) = try await verifyLedger(
         submitted, base: base, query: query, deadline: .now + .seconds(120))

@@ -143,7 +143,10 @@ struct SDKTransportSecurityTests {
         Issue.record("a client without a certificate was served")
         return
       }
-      #expect(refused.code == .unavailable, "\(refused)")
+      // TLS 1.3 reports the missing certificate after the client's handshake is done: the call
+      // fails when the server's alert arrives (UNAVAILABLE), or at its deadline on a loaded
+      // machine. Either way no call reached the service (checked below).
+      #expect([.unavailable, .deadlineExceeded].contains(refused.code), "\(refused)")
       let stranger = try TestCertificate.make()  // a certificate the service's CA did not issue
       guard
         case .failure = await read(
