@@ -109,7 +109,10 @@ struct PostgresBehaviourTests {
   @Test("200 concurrent queries through a pool of 4 all complete, on at most 4 server connections")
   func boundedPool() async throws {
     let application = "pool-test-\(UUID().uuidString.prefix(8))"
-    let pool = try await makePool(maximumConnections: 4, applicationName: application)
+    // What is checked is completion and the bound, not speed: 200 waiters for 4 connections may
+    // wait long on a machine busy with the rest of the suite, so the acquisition timeout is 60 s.
+    let pool = try await makePool(
+      maximumConnections: 4, acquireTimeout: .seconds(60), applicationName: application)
     let counts = try await withThrowingTaskGroup(of: Int.self) { group in
       for _ in 0..<200 {
         group.addTask {
