@@ -170,7 +170,10 @@ public final class PaymentsClient: Service, Sendable {
         guard error.code == .unavailable || error.code == .deadlineExceeded else { throw error }
         let ceiling = min(configuration.retryCap, configuration.retryBase * Double(1 << min(attempt - 1, 20)))
         let wait = Duration.nanoseconds(Int64.random(in: 0...max(1, ceiling.nanoseconds), using: &generator))
-        guard clock.now + wait < deadline else {
+        // An attempt needs time to connect and be answered: one that would start with only a
+        // sliver of the budget left could only time out, and would hide the real failure (e.g.
+        // UNAVAILABLE) behind DEADLINE_EXCEEDED.
+        guard clock.now + wait + .milliseconds(250) < deadline else {
           throw PaymentsError(
             error.code, "gave up after \(attempt) attempt(s) (idempotency key \(key)): \(error.message)")
         }
