@@ -34,7 +34,8 @@ struct Ledger: Decodable {
 func withDispatcherStack(
   dispatchers count: Int = 1,
   sandbox sandboxSettings: (inout ProviderSandbox.Configuration) -> Void = { _ in },
-  dispatcher dispatcherSettings: @Sendable (inout DispatcherServer.Configuration) -> Void = { _ in },
+  dispatcher dispatcherSettings: @escaping @Sendable (inout DispatcherServer.Configuration) -> Void = { _ in
+  },
   _ body:
     @Sendable (
       Platform, String, AuthorizedClient<Payments_V1_PaymentCommandService.Client>,
@@ -50,27 +51,33 @@ func withDispatcherStack(
     outer.addTask { try await sandbox.run { sandboxPort.set($0) } }
     defer { outer.cancelAll() }
     let base = "http://127.0.0.1:\(try await sandboxPort.get())"
-    // The first dispatcher's port, for the command service's cancellations.
-    let firstPort = try freePort()
-    try await withPlatform(PlatformOptions(dispatcherPort: firstPort)) { platform in
+    @Sendable func configuration(_ url: String, _ cluster: MockKafkaCluster) -> DispatcherServer.Configuration
+    {
       var configuration = DispatcherServer.Configuration(
-        databaseURL: platform.databaseURL,
-        consumer: TestKafka.consumer(platform.cluster, group: "payments-dispatcher", id: "dispatcher"),
-        producer: TestKafka.client(platform.cluster, id: "dispatcher"))
+        databaseURL: url,
+        consumer: TestKafka.consumer(cluster, group: "payments-dispatcher", id: "dispatcher"),
+        producer: TestKafka.client(cluster, id: "dispatcher"))
       configuration.transport = .init(host: "127.0.0.1", port: 0)
       configuration.sandboxProviders = ["sandbox": base]
       dispatcherSettings(&configuration)
-      let dispatcherConfiguration = configuration
+      return configuration
+    }
+    // The first dispatcher runs in the platform, which points the command service's
+    // cancellations at it; the others run beside it.
+    var options = PlatformOptions()
+    options.dispatcher = { url, cluster, onListening in
+      try await DispatcherServer(
+        configuration: configuration(url, cluster), logger: quietLogger("dispatcher-0")
+      )
+      .run(onListening: onListening)
+    }
+    try await withPlatform(options) { platform in
       try await withThrowingTaskGroup(of: Void.self) { dispatchers in
-        for index in 0..<count {
-          var instance = dispatcherConfiguration
-          if index == 0 { instance.transport = .init(host: "127.0.0.1", port: firstPort) }
-          let configuration = instance
+        for index in 1..<max(count, 1) {
+          let instance = configuration(platform.databaseURL, platform.cluster)
           dispatchers.addTask {
-            try await DispatcherServer(
-              configuration: configuration, logger: quietLogger("dispatcher-\(index)")
-            )
-            .run()
+            try await DispatcherServer(configuration: instance, logger: quietLogger("dispatcher-\(index)"))
+              .run()
           }
         }
         defer { dispatchers.cancelAll() }

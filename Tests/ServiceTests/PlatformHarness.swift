@@ -75,9 +75,11 @@ struct PlatformOptions: Sendable {
   var rules = PaymentOrderRules(maximumAmountMinor: 1_000_000_000, knownProviders: ["sandbox", "hmacpay"])
   /// How fast an address's failed-authentication budget refills (services' default: 3 s).
   var failedAuthenticationRefill: Duration = .seconds(3)
-  /// The port of the dispatcher the command service sends cancellations to (none: they answer
-  /// UNAVAILABLE).
-  var dispatcherPort: Int? = nil
+  /// Runs a dispatcher in the platform (given the database URL and the Kafka cluster; it calls
+  /// its third argument with its bound port): the command service, started after it is
+  /// listening, sends cancellations there. None: cancellations answer UNAVAILABLE.
+  var dispatcher:
+    (@Sendable (String, MockKafkaCluster, @escaping @Sendable (Int) -> Void) async throws -> Void)? = nil
 }
 
 /// Runs `body` against a fresh platform and stops it afterwards.
@@ -95,18 +97,23 @@ func withPlatform<Result: Sendable>(
   command.rules = options.rules
   command.runsRelay = options.runsRelay
   command.failedAuthenticationRefill = options.failedAuthenticationRefill
-  command.dispatcher = options.dispatcherPort.map { .init(host: "127.0.0.1", port: $0) }
   var query = QueryServer.Configuration(
     databaseURL: url, consumer: TestKafka.consumer(cluster, group: "payments-query", id: "query"))
   query.transport = .init(host: "127.0.0.1", port: 0)
   query.databaseConnections = 8
   query.handler = options.query
   query.failedAuthenticationRefill = options.failedAuthenticationRefill
-  let commandConfiguration = command
   let queryConfiguration = query
   let commandPort = PortBox()
   let queryPort = PortBox()
   let result = try await withThrowingTaskGroup(of: Void.self) { group in
+    if let dispatcher = options.dispatcher {
+      // First, on a port of its own choosing (port 0: no race for a "free" port).
+      let dispatcherPort = PortBox()
+      group.addTask { try await dispatcher(url, cluster) { dispatcherPort.set($0) } }
+      command.dispatcher = .init(host: "127.0.0.1", port: try await dispatcherPort.get())
+    }
+    let commandConfiguration = command
     group.addTask {
       try await CommandServer(
         configuration: commandConfiguration, logger: options.logger ?? quietLogger("command")
