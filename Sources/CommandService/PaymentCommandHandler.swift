@@ -30,9 +30,7 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
   public func cancelPayment(
     _ request: Payments_V1_CancelPaymentRequest, context: ServerContext
   ) async throws -> Payments_V1_CancelPaymentResponse {
-    guard let client = AuthenticatedClient.current else {
-      throw RPCError(.unauthenticated, "no authenticated client")
-    }
+    let client = try AuthenticatedClient.required()
     guard PaymentID.isWellFormed(request.paymentID) else {
       throw RPCError(
         .invalidArgument,
@@ -48,6 +46,44 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
       throw RPCError(.unavailable, "the payment could not be read; nothing changed, retry", cause: error)
     }
     guard let order else { throw RPCError(.notFound, "no payment \(request.paymentID)") }
+    return try await forwarded(context, action: "the cancellation", retry: "retry, cancelling is idempotent")
+    {
+      dispatcher, metadata, options in
+      let payment = try await dispatcher.cancelPayment(
+        .with { $0.paymentID = order.paymentID }, metadata: metadata, options: options)
+      return .with { $0.payment = payment }
+    }
+  }
+
+  /// Refunds a payment: the command service checks the request and finds the client's order,
+  /// the dispatcher stores the refund (it owns the payment's execution state and refunds) — see
+  /// docs/services.md, "Refunds".
+  public func refundPayment(
+    _ request: Payments_V1_RefundPaymentRequest, context: ServerContext
+  ) async throws -> Payments_V1_RefundPaymentResponse {
+    let client = try AuthenticatedClient.required()
+    let violations = rules.violations(of: request)
+    guard violations.isEmpty else { throw Self.invalid("RefundPaymentRequest", violations) }
+    let order: Payments_V1_PaymentOrderRecord?
+    do {
+      order = try await store.order(paymentID: request.paymentID, clientID: client.clientID)
+    } catch {
+      throw RPCError(.unavailable, "the payment could not be read; nothing changed, retry", cause: error)
+    }
+    guard order != nil else { throw RPCError(.notFound, "no payment \(request.paymentID)") }
+    return try await forwarded(
+      context, action: "the refund", retry: "retry with the same idempotency key"
+    ) { dispatcher, metadata, options in
+      try await dispatcher.refundPayment(request, metadata: metadata, options: options)
+    }
+  }
+
+  /// Calls the dispatcher with the caller's `authorization` (so it checks the same key) within
+  /// the caller's deadline. Its decisions pass through; a failure to reach it is `UNAVAILABLE`.
+  private func forwarded<Response>(
+    _ context: ServerContext, action: String, retry: String,
+    _ call: (Payments_V1_PaymentDispatcherService.Client, Metadata, CallOptions) async throws -> Response
+  ) async throws -> Response {
     guard let dispatcher else {
       throw RPCError(
         .unavailable, "this command service has no dispatcher address configured; nothing changed")
@@ -57,48 +93,46 @@ public struct PaymentCommandHandler: Payments_V1_PaymentCommandService.ServicePr
       metadata.addString(authorization, forKey: "authorization")
     }
     do {
-      let payment = try await dispatcher.cancelPayment(
-        .with { $0.paymentID = order.paymentID }, metadata: metadata,
-        options: CallOptions(
-          timeout: context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(15)))
-      return .with { $0.payment = payment }
+      return try await call(
+        dispatcher, metadata,
+        CallOptions(timeout: context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(15)))
     } catch let error as RPCError {
       switch error.code {
       case .failedPrecondition, .notFound, .invalidArgument, .permissionDenied, .unauthenticated,
-        .resourceExhausted, .deadlineExceeded:
+        .resourceExhausted, .deadlineExceeded, .alreadyExists:
         throw RPCError(error.code, error.message)
       default:
         throw RPCError(
           .unavailable,
-          "the dispatcher did not answer the cancellation (\(error.code): \(error.message)); retry, cancelling is idempotent",
+          "the dispatcher did not answer \(action) (\(error.code): \(error.message)); \(retry)",
           cause: error)
       }
     }
   }
 
+  /// `INVALID_ARGUMENT` naming every violation, with them as structured trailer details.
+  static func invalid(_ message: String, _ violations: [FieldViolation]) -> RPCError {
+    var details = Metadata()
+    details.addBinary(
+      Payments_V1_FieldViolations.with {
+        $0.violations = violations.map { violation in
+          .with {
+            $0.field = violation.field
+            $0.description = violation.problem
+          }
+        }
+      }.serializedBytes(), forKey: FieldViolationsTrailer.key)
+    return RPCError(
+      .invalidArgument, "invalid \(message): " + violations.map(\.description).joined(separator: "; "),
+      metadata: details)
+  }
+
   public func submitPayment(
     _ request: Payments_V1_SubmitPaymentRequest, context: ServerContext
   ) async throws -> Payments_V1_SubmitPaymentResponse {
-    guard let client = AuthenticatedClient.current else {
-      throw RPCError(.unauthenticated, "no authenticated client")
-    }
+    let client = try AuthenticatedClient.required()
     let violations = rules.violations(of: request)
-    guard violations.isEmpty else {
-      var details = Metadata()
-      details.addBinary(
-        Payments_V1_FieldViolations.with {
-          $0.violations = violations.map { violation in
-            .with {
-              $0.field = violation.field
-              $0.description = violation.problem
-            }
-          }
-        }.serializedBytes(), forKey: FieldViolationsTrailer.key)
-      throw RPCError(
-        .invalidArgument,
-        "invalid SubmitPaymentRequest: " + violations.map(\.description).joined(separator: "; "),
-        metadata: details)
-    }
+    guard violations.isEmpty else { throw Self.invalid("SubmitPaymentRequest", violations) }
     let now = PaymentClock.now()
     let order = Payments_V1_PaymentOrderRecord.with { order in
       order.paymentID = PaymentID.generate(at: now)

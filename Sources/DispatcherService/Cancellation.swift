@@ -93,7 +93,7 @@ extension WorkStore {
     return try Self.decode(row).1
   }
 
-  private static func decode(_ row: PostgresRow) throws -> (WorkItem, Payments_V1_Payment) {
+  static func decode(_ row: PostgresRow) throws -> (WorkItem, Payments_V1_Payment) {
     let order = try Payments_V1_PaymentOrderRecord(serializedBytes: try row.decode([UInt8].self, at: 2))
     let item = WorkItem(
       paymentID: try row.decode(String.self, at: 0), clientID: try row.decode(String.self, at: 1),
@@ -116,7 +116,7 @@ extension WorkStore {
 /// waits (within the call's deadline, at most ``maximumWait``) for a payment whose order has not
 /// reached it yet, and for a cancellation that needs the provider's answer first.
 public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.ServiceProtocol {
-  private let store: WorkStore
+  let store: WorkStore
   private let logger: Logger
   /// The longest a cancellation waits for an inquiry's answer.
   public var maximumWait: Duration = .seconds(10)
@@ -129,28 +129,17 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
   public func cancelPayment(
     _ request: Payments_V1_DispatcherCancelRequest, context: ServerContext
   ) async throws -> Payments_V1_Payment {
-    guard let client = AuthenticatedClient.current else {
-      throw RPCError(.unauthenticated, "no authenticated client")
-    }
+    let client = try AuthenticatedClient.required()
     guard PaymentID.isWellFormed(request.paymentID) else {
       throw RPCError(.invalidArgument, "payment_id must be a payment ID (pay_ and 32 hex digits)")
     }
     let clock = ContinuousClock()
     var end = clock.now + maximumWait
     if let deadline = context.deadline { end = min(end, deadline - .milliseconds(250)) }
-    var result: CancelResult?
-    while true {
-      do {
-        result = try await store.cancel(paymentID: request.paymentID, clientID: client.clientID)
-      } catch let error as RPCError {
-        throw error
-      } catch {
-        throw RPCError(
-          .unavailable, "the cancellation could not be stored; nothing changed, retry", cause: error)
-      }
-      // Not here yet: its order is still on the way through Kafka (normally milliseconds).
-      guard result == nil, clock.now + .milliseconds(50) < end else { break }
-      try await Task.sleep(for: .milliseconds(50))
+    let result = try await waitingForPayment(request.paymentID, context: context) {
+      try await store.cancel(paymentID: request.paymentID, clientID: client.clientID)
+    } isMissing: {
+      $0 == nil
     }
     guard let result else {
       throw RPCError(
@@ -167,6 +156,31 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
       throw Self.refusal(result.payment)
     case .awaitInquiry:
       return try await awaitDecision(result.payment, until: end)
+    }
+  }
+
+  /// Runs `attempt` (one transaction on the payment) until `isMissing` says the dispatcher has the
+  /// payment, or the wait ends (``maximumWait``, the call's deadline): an order the client was
+  /// told is accepted is normally here within milliseconds, but it travels through Kafka. Storage
+  /// failures are `UNAVAILABLE` (nothing changed); a decision's `RPCError` passes through.
+  func waitingForPayment<Result: Sendable>(
+    _ paymentID: String, context: ServerContext, _ attempt: () async throws -> Result,
+    isMissing: (Result) -> Bool
+  ) async throws -> Result {
+    let clock = ContinuousClock()
+    var end = clock.now + maximumWait
+    if let deadline = context.deadline { end = min(end, deadline - .milliseconds(250)) }
+    while true {
+      let result: Result
+      do {
+        result = try await attempt()
+      } catch let error as RPCError {
+        throw error
+      } catch {
+        throw RPCError(.unavailable, "the request could not be stored; nothing changed, retry", cause: error)
+      }
+      guard isMissing(result), clock.now + .milliseconds(50) < end else { return result }
+      try await Task.sleep(for: .milliseconds(50))
     }
   }
 

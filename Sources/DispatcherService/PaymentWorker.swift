@@ -82,23 +82,99 @@ public struct PaymentWorker: Sendable {
       _ = try await store.apply(transition, to: settleable, callOutcome: nil)
       return true
     }
-    guard let provider = try await store.dueProvider(among: served) else { return false }
-    guard let grant = try await limiter.acquire(provider, unless: { shutdown.isTriggered }) else {
+    guard let due = try await store.dueWork(among: served) else { return false }
+    guard let grant = try await limiter.acquire(due.provider, unless: { shutdown.isTriggered }) else {
       return false
     }
-    let item: WorkItem?
+    let claimed: Claimed?
     do {
-      item = try await store.claim(provider: provider)
+      claimed = try await claim(due)
     } catch {
       await limiter.cancel(grant)
       throw error
     }
-    guard let item else {
-      await limiter.cancel(grant)  // another worker took what was due
-      return true
+    switch claimed {
+    case .payment(let item): try await process(item, grant: grant)
+    case .refund(let refund): try await processRefund(refund, grant: grant)
+    case nil: await limiter.cancel(grant)  // another worker took what was due
     }
-    try await process(item, grant: grant)
     return true
+  }
+
+  private enum Claimed {
+    case payment(WorkItem)
+    case refund(RefundItem)
+  }
+
+  /// Claims work of `due.provider`: the kind found most overdue first, the other if another
+  /// worker took it meanwhile.
+  private func claim(_ due: DueWork) async throws -> Claimed? {
+    if due.isRefund, let refund = try await store.claimRefund(provider: due.provider) {
+      return .refund(refund)
+    }
+    if let item = try await store.claim(provider: due.provider) { return .payment(item) }
+    if !due.isRefund, let refund = try await store.claimRefund(provider: due.provider) {
+      return .refund(refund)
+    }
+    return nil
+  }
+
+  /// Takes one claimed refund as far as one call goes (as ``process(_:grant:)`` does a payment):
+  /// the fence, the grant's age, the call, then the answer's transition while the token holds.
+  func processRefund(_ claimed: RefundItem, grant: RateLimitGrant) async throws {
+    var logger = self.logger
+    logger[metadataKey: "refund_id"] = "\(claimed.refundID)"
+    logger[metadataKey: "payment_id"] = "\(claimed.paymentID)"
+    logger[metadataKey: "provider"] = "\(claimed.provider)"
+    guard let provider = providers.provider(named: claimed.provider) else {
+      await limiter.cancel(grant)
+      return
+    }
+    let kind = RefundDecision.plan(claimed)
+    let begun: (item: RefundItem, now: Int64)?
+    do {
+      begun = try await store.beginRefund(claimed, kind)
+    } catch {
+      await limiter.cancel(grant)
+      throw error
+    }
+    guard let (item, beganAt) = begun else {
+      await limiter.cancel(grant)
+      logger.warning("lost the refund's claim before the call; another worker has it")
+      return
+    }
+    guard beganAt - grant.grantedAt <= limiter.callSlack.microseconds / 2 else {
+      await limiter.cancel(grant)
+      _ = try await store.applyRefund(
+        RefundDecision.abandon(claimed, now: Date()), to: item,
+        callOutcome: CallRecord(kind: kind, outcome: "not_sent", detail: "grant too old"))
+      return
+    }
+    let result: CallResult
+    switch kind {
+    case .refund:
+      result = .charge(
+        await provider.refund(
+          ProviderRefundRequest(
+            idempotencyKey: item.providerKey, chargeReference: item.chargeReference,
+            chargeKey: item.chargeKey,
+            amountMinor: item.amountMinor, currency: item.currency, reason: item.reason)))
+    default:
+      result = .inquiry(await provider.inquireRefund(idempotencyKey: item.providerKey))
+    }
+    await limiter.finish(grant)
+    logger.debug("provider refund call", metadata: ["kind": "\(kind)", "result": "\(result)"])
+    health.record(result, provider: item.provider, logger: logger)
+    let retry = retryByProvider[item.provider] ?? defaultRetry
+    var random = SystemRandomNumberGenerator()
+    let (transition, record) = RefundDecision.after(item, result, retry: retry, now: Date()) { attempts in
+      (retry.delay(afterAttempt: Int(attempts), using: &random) ?? retry.cap).seconds
+    }
+    if try await store.applyRefund(transition, to: item, callOutcome: record) == nil {
+      logger.warning(
+        "lost the refund's claim during the call; the new owner asks the provider before deciding",
+        metadata: ["result": "\(result)"])
+    }
   }
 
   /// Takes one claimed payment as far as one call goes; gives `grant` back when no call is made
@@ -155,7 +231,7 @@ public struct PaymentWorker: Sendable {
         currency: item.order.amount?.currency ?? "", payerAccount: item.order.payer?.accountID ?? "",
         payeeAccount: item.order.payee?.accountID ?? "", description: item.order.description)
       result = .charge(await provider.charge(request))
-    case .inquiry:
+    case .inquiry, .refund, .refundInquiry:  // a payment's plan is a charge or an inquiry
       result = .inquiry(await provider.inquire(idempotencyKey: item.providerKey))
     }
     await limiter.finish(grant)

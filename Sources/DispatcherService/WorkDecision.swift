@@ -2,12 +2,16 @@ public import Foundation
 public import PaymentsCore
 public import PaymentsProto
 
-/// The two kinds of provider call a worker makes.
+/// The kinds of provider call a worker makes (as the attempts table and metrics name them).
 public enum CallKind: String, Sendable, Hashable, CaseIterable {
   /// Asks the provider to move the money.
   case charge
   /// Asks the provider what an earlier charge call with the payment's key did.
   case inquiry
+  /// Asks the provider to give money back from a charge (``RefundDecision``).
+  case refund
+  /// Asks the provider what an earlier refund call with the refund's key did.
+  case refundInquiry = "refund_inquiry"
 }
 
 /// The answer to one provider call.

@@ -17,8 +17,43 @@ public protocol PaymentWorkStore: Sendable {
   func begin(_ item: WorkItem, _ kind: CallKind) async throws -> (WorkItem, now: Int64)?
   /// Applies a transition (with its event) while the token holds.
   func apply(_ transition: Transition, to item: WorkItem, callOutcome: CallRecord?) async throws -> WorkItem?
-  /// How long until the next payment of `providers` is due.
+  /// How long until the next payment (or refund) of `providers` is due.
   func untilNextDue(providers: [String]) async throws -> Duration?
+
+  /// The most overdue due work among `providers`: a payment or a refund.
+  func dueWork(among providers: [String]) async throws -> DueWork?
+  /// The most overdue due, unclaimed refund of `provider`, claimed with a fresh token and lease.
+  func claimRefund(provider: String) async throws -> RefundItem?
+  /// The fence before a refund call (as ``begin(_:_:)`` for payments).
+  func beginRefund(_ item: RefundItem, _ kind: CallKind) async throws -> (RefundItem, now: Int64)?
+  /// Applies a refund transition (with its event when terminal) while the token holds.
+  func applyRefund(_ transition: RefundTransition, to item: RefundItem, callOutcome: CallRecord?) async throws
+    -> RefundItem?
+}
+
+/// Which kind of work is due next, and for which provider.
+public struct DueWork: Sendable, Hashable {
+  public var provider: String
+  public var isRefund: Bool
+
+  public init(provider: String, isRefund: Bool) {
+    self.provider = provider
+    self.isRefund = isRefund
+  }
+}
+
+extension PaymentWorkStore {
+  // A store without refunds (the in-memory one of the worker's unit tests): payments only.
+  public func dueWork(among providers: [String]) async throws -> DueWork? {
+    try await dueProvider(among: providers).map { DueWork(provider: $0, isRefund: false) }
+  }
+  public func claimRefund(provider: String) async throws -> RefundItem? { nil }
+  public func beginRefund(_ item: RefundItem, _ kind: CallKind) async throws -> (RefundItem, now: Int64)? {
+    nil
+  }
+  public func applyRefund(_ transition: RefundTransition, to item: RefundItem, callOutcome: CallRecord?)
+    async throws -> RefundItem?
+  { nil }
 }
 
 /// What ``PaymentWorker`` needs of the global rate limiter: ``PostgresRateLimiter`` in the

@@ -204,35 +204,58 @@ public struct WorkStore: Sendable {
 
   /// The provider of the most overdue due payment among `providers` that is not leased.
   public func dueProvider(among providers: [String]) async throws -> String? {
-    try await pool.query(
-      """
-      SELECT provider FROM dispatcher.payments
-      WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = ANY(\(PostgresArray(Self.open))::integer[])
-        AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
-      ORDER BY next_attempt_at LIMIT 1
-      """
-    ).singleRow()?.decode(String.self, at: 0)
+    try await dueWork(among: providers)?.provider
   }
 
-  /// How long until the next payment of `providers` is due (nil: nothing pending).
+  /// The most overdue due work among `providers` that is not leased: a payment or a refund.
+  public func dueWork(among providers: [String]) async throws -> DueWork? {
+    guard
+      let row = try await pool.query(
+        """
+        (SELECT provider, next_attempt_at, false FROM dispatcher.payments
+         WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = ANY(\(PostgresArray(Self.open))::integer[])
+           AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+         ORDER BY next_attempt_at LIMIT 1)
+        UNION ALL
+        (SELECT provider, next_attempt_at, true FROM dispatcher.refunds
+         WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = \(Payments_V1_RefundStatus.pending.rawValue)
+           AND next_attempt_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+         ORDER BY next_attempt_at LIMIT 1)
+        ORDER BY 2 LIMIT 1
+        """
+      ).singleRow()
+    else { return nil }
+    return DueWork(provider: try row.decode(String.self, at: 0), isRefund: try row.decode(Bool.self, at: 2))
+  }
+
+  /// How long until the next payment or refund of `providers` is due (nil: nothing pending).
   public func untilNextDue(providers: [String]) async throws -> Duration? {
     let rows = try await pool.query(
       """
-      SELECT extract(epoch FROM min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) - now())
-      FROM dispatcher.payments
-      WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = ANY(\(PostgresArray(Self.open))::integer[])
+      SELECT extract(epoch FROM min(due) - now()) FROM (
+        SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) AS due
+        FROM dispatcher.payments
+        WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = ANY(\(PostgresArray(Self.open))::integer[])
+        UNION ALL
+        SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at)))
+        FROM dispatcher.refunds
+        WHERE provider = ANY(\(PostgresArray(providers))::text[]) AND status = \(Payments_V1_RefundStatus.pending.rawValue)
+      ) AS t
       """)
     guard let seconds = try rows[0].decode(Double?.self, at: 0) else { return nil }
     return .milliseconds(Int64(max(0, seconds) * 1000))
   }
 
-  /// How many payments are due and not leased (waiting for a worker).
+  /// How many payments and refunds are due and not leased (waiting for a worker).
   public func dueCount() async throws -> Int {
     try await pool.query(
       """
-      SELECT count(*) FROM dispatcher.payments
-      WHERE status = ANY(\(PostgresArray(Self.open))::integer[]) AND next_attempt_at <= now()
-        AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      SELECT (SELECT count(*) FROM dispatcher.payments
+              WHERE status = ANY(\(PostgresArray(Self.open))::integer[]) AND next_attempt_at <= now()
+                AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+           + (SELECT count(*) FROM dispatcher.refunds
+              WHERE status = \(Payments_V1_RefundStatus.pending.rawValue) AND next_attempt_at <= now()
+                AND (lease_expires_at IS NULL OR lease_expires_at < now()))
       """
     )[0].decode(Int.self, at: 0)
   }

@@ -27,8 +27,12 @@ public struct Payment: Sendable, Hashable, Identifiable {
   public var failure: Failure?
   public var createdAt: Date
   public var updatedAt: Date
-  /// Grows with every change; a later state always has a higher version.
+  /// Grows with every change (its refunds' too); a later state always has a higher version.
   public var version: Int64
+  /// Its refunds, oldest first (only a `succeeded` payment has any).
+  public var refunds: [Refund]
+  /// The sum of its succeeded refunds (zero in the payment's currency when none).
+  public var refunded: Money
 
   /// Why a payment failed: a stable, machine-readable `code` (e.g. `card_declined`,
   /// `retries_exhausted`, `expired`) and a message for people.
@@ -53,6 +57,8 @@ public struct Payment: Sendable, Hashable, Identifiable {
     createdAt = payment.createdAt?.date ?? Date(timeIntervalSince1970: 0)
     updatedAt = payment.updatedAt?.date ?? Date(timeIntervalSince1970: 0)
     version = payment.version
+    refunds = payment.refunds.map(Refund.init)
+    refunded = Money(minorUnits: payment.refunded?.amountMinor ?? 0, currency: amount.currency)
   }
 }
 

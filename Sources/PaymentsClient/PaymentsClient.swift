@@ -150,22 +150,65 @@ public final class PaymentsClient: Service, Sendable {
   {
     let key = order.idempotencyKey ?? "sdk-" + UUID().uuidString.lowercased()
     let request = order.request(key: key)
+    let response = try await retryingOutcomeUnknown(
+      "SubmitPayment", key: key, timeout: timeout ?? configuration.submitTimeout
+    ) { options in
+      try await command.submitPayment(request, metadata: metadata, options: options)
+    }
+    return SubmittedPayment(
+      payment: Payment(response.payment ?? .init()), replayed: response.replayed, idempotencyKey: key)
+  }
+
+  /// Refunds `amount` of a succeeded payment: the platform stores a refund (``RefundStatus/pending``)
+  /// and gives the money back through the payment's provider, retrying transient failures and
+  /// never refunding twice. Partial refunds are allowed; the pending and succeeded refunds of a
+  /// payment never add up to more than its amount.
+  ///
+  /// Safe to retry, and retried for you like ``submitPayment(_:timeout:)``: with the same
+  /// `idempotencyKey` (yours, or one the SDK makes) a repeat returns the first refund
+  /// (``SubmittedRefund/replayed``). Throws `failedPrecondition` when the payment is not
+  /// succeeded, `amount` is in another currency than the payment, or exceeds what is left to
+  /// refund (the message names the amounts); `notFound` for a payment this client does not own;
+  /// `alreadyExists` when the key was used for a different refund.
+  public func refundPayment(
+    _ paymentID: String, amount: Money, reason: String = "", idempotencyKey: String? = nil,
+    timeout: Duration? = nil
+  ) async throws(PaymentsError) -> SubmittedRefund {
+    let key = idempotencyKey ?? "sdk-" + UUID().uuidString.lowercased()
+    let request = Payments_V1_RefundPaymentRequest.with {
+      $0.idempotencyKey = key
+      $0.paymentID = paymentID
+      $0.amountMinor = amount.minorUnits
+      $0.currency = amount.currency
+      $0.reason = reason
+    }
+    let response = try await retryingOutcomeUnknown(
+      "RefundPayment", key: key, timeout: timeout ?? configuration.submitTimeout
+    ) { options in
+      try await command.refundPayment(request, metadata: metadata, options: options)
+    }
+    return SubmittedRefund(
+      refund: Refund(response.refund ?? .init()), replayed: response.replayed, idempotencyKey: key)
+  }
+
+  /// Runs an idempotent command (its request carries `key`) until it answers, repeating it
+  /// after a jittered backoff while it fails with an open outcome (`unavailable`,
+  /// `deadlineExceeded`) and `timeout` allows; every other error is thrown at once.
+  private func retryingOutcomeUnknown<Response: Sendable>(
+    _ method: String, key: String, timeout: Duration, _ call: (CallOptions) async throws -> Response
+  ) async throws(PaymentsError) -> Response {
     let clock = ContinuousClock()
-    let deadline = clock.now + (timeout ?? configuration.submitTimeout)
+    let deadline = clock.now + timeout
     var attempt = 0
     var generator = SystemRandomNumberGenerator()
     while true {
       attempt += 1
       let remaining = clock.now.duration(to: deadline)
       do {
-        let response = try await mappingErrors {
-          try await command.submitPayment(
-            request, metadata: metadata,
-            options: CallOptions(timeout: min(configuration.defaultTimeout, max(remaining, .milliseconds(1))))
-          )
+        return try await mappingErrors {
+          try await call(
+            CallOptions(timeout: min(configuration.defaultTimeout, max(remaining, .milliseconds(1)))))
         }
-        return SubmittedPayment(
-          payment: Payment(response.payment ?? .init()), replayed: response.replayed, idempotencyKey: key)
       } catch {
         guard error.code == .unavailable || error.code == .deadlineExceeded else { throw error }
         let ceiling = min(configuration.retryCap, configuration.retryBase * Double(1 << min(attempt - 1, 20)))
@@ -178,7 +221,7 @@ public final class PaymentsClient: Service, Sendable {
             error.code, "gave up after \(attempt) attempt(s) (idempotency key \(key)): \(error.message)")
         }
         logger.debug(
-          "retrying SubmitPayment with the same idempotency key",
+          "retrying \(method) with the same idempotency key",
           metadata: ["attempt": "\(attempt)", "code": "\(error.code)", "idempotency_key": "\(key)"])
         try? await Task.sleep(for: wait)
         if Task.isCancelled { throw PaymentsError(.cancelled, "the call was cancelled") }
@@ -214,6 +257,18 @@ public final class PaymentsClient: Service, Sendable {
     -> Payment
   {
     try await get(.paymentID(id), minimumVersion: minimumVersion, timeout: timeout)
+  }
+
+  /// The refund with this ID (``Refund/id``), as the query service has it. A refund appears there
+  /// within moments of being created, with its payment's event: `notFound` right after
+  /// ``refundPayment(_:amount:reason:idempotencyKey:timeout:)`` can mean "not yet".
+  public func refund(id: String, timeout: Duration? = nil) async throws(PaymentsError) -> Refund {
+    Refund(
+      try await mappingErrors {
+        try await query.getRefund(
+          .with { $0.refundID = id }, metadata: metadata,
+          options: CallOptions(timeout: timeout ?? configuration.defaultTimeout))
+      })
   }
 
   /// The payment submitted with this idempotency key (by this API key's client).

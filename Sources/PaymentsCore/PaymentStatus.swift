@@ -5,6 +5,11 @@ extension Payments_V1_PaymentStatus {
   public var isTerminal: Bool { self == .succeeded || self == .failed || self == .canceled }
 }
 
+extension Payments_V1_RefundStatus {
+  /// `SUCCEEDED` and `FAILED`: the refund never changes again.
+  public var isTerminal: Bool { self == .succeeded || self == .failed }
+}
+
 extension Payments_V1_Payment {
   /// The payment as the command service accepts it: the order's fields, status `ACCEPTED`,
   /// version 1. The query service's read model starts from the same state.

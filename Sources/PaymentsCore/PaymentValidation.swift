@@ -50,14 +50,7 @@ public struct PaymentOrderRules: Sendable {
       violations.append(FieldViolation(field: field, problem: problem))
     }
 
-    let key = request.idempotencyKey
-    if key.isEmpty {
-      add("idempotency_key", "is required")
-    } else if key.utf8.count > Self.maximumIdempotencyKeyLength {
-      add("idempotency_key", "must be at most \(Self.maximumIdempotencyKeyLength) bytes")
-    } else if !key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
-      add("idempotency_key", "must be visible ASCII characters only (no spaces or control characters)")
-    }
+    if let problem = Self.idempotencyKeyProblem(request.idempotencyKey) { add("idempotency_key", problem) }
 
     if let amount = request.amount {
       if amount.currency.isEmpty {
@@ -140,6 +133,63 @@ public struct PaymentOrderRules: Sendable {
         "\(field).name",
         "must be at most \(Self.maximumNameLength) characters (Unicode code points), without NUL")
     }
+  }
+
+  /// What is wrong with an idempotency key, or `nil`.
+  static func idempotencyKeyProblem(_ key: String) -> String? {
+    if key.isEmpty { return "is required" }
+    if key.utf8.count > maximumIdempotencyKeyLength {
+      return "must be at most \(maximumIdempotencyKeyLength) bytes"
+    }
+    if !key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
+      return "must be visible ASCII characters only (no spaces or control characters)"
+    }
+    return nil
+  }
+
+  /// Every problem with a refund request, in field order; empty when it is valid. Whether the
+  /// payment can be refunded by that much is the dispatcher's decision, on the stored payment.
+  public func violations(of request: Payments_V1_RefundPaymentRequest) -> [FieldViolation] {
+    var violations: [FieldViolation] = []
+    if let problem = Self.idempotencyKeyProblem(request.idempotencyKey) {
+      violations.append(FieldViolation(field: "idempotency_key", problem: problem))
+    }
+    if request.paymentID.isEmpty {
+      violations.append(FieldViolation(field: "payment_id", problem: "is required"))
+    } else if !PaymentID.isWellFormed(request.paymentID) {
+      violations.append(
+        FieldViolation(
+          field: "payment_id",
+          problem: "must be a payment ID like pay_0190…, not '\(Self.quoted(request.paymentID))'"))
+    }
+    if request.amountMinor <= 0 {
+      violations.append(FieldViolation(field: "amount_minor", problem: "must be greater than 0"))
+    } else if request.amountMinor > maximumAmountMinor {
+      violations.append(
+        FieldViolation(field: "amount_minor", problem: "must be at most \(maximumAmountMinor)"))
+    }
+    if request.reason.unicodeScalars.count > Self.maximumDescriptionLength || request.reason.utf8.contains(0)
+    {
+      violations.append(
+        FieldViolation(
+          field: "reason",
+          problem:
+            "must be at most \(Self.maximumDescriptionLength) characters (Unicode code points), without NUL"))
+    }
+    if !request.currency.isEmpty, Currency.named(request.currency) == nil {
+      violations.append(
+        FieldViolation(
+          field: "currency",
+          problem: "'\(Self.quoted(request.currency))' is not a supported ISO 4217 currency code"))
+    }
+    let encoded = request.serializedBytes().count
+    if encoded > Self.maximumEncodedOrderBytes {
+      violations.append(
+        FieldViolation(
+          field: "(request)",
+          problem: "is \(encoded) bytes encoded; at most \(Self.maximumEncodedOrderBytes) are accepted"))
+    }
+    return violations
   }
 
   /// `text` shortened and stripped of control characters, for quoting client input in a message.

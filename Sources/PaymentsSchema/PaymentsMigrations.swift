@@ -37,6 +37,7 @@ public enum PaymentsMigrations {
     migration(
       "dispatcher", 8, "rate limit function", PackageResources.dispatcher_0008_rate_limit_function_sql),
     migration("dispatcher", 9, "cancellation", PackageResources.dispatcher_0009_cancellation_sql),
+    migration("dispatcher", 10, "refunds", PackageResources.dispatcher_0010_refunds_sql),
   ]
 
   /// The query service's schema.
@@ -45,6 +46,7 @@ public enum PaymentsMigrations {
     migration("query", 2, "payments read model", PackageResources.query_0002_payments_read_model_sql),
     migration("query", 3, "page token key", PackageResources.query_0003_page_token_key_sql),
     migration("query", 4, "event feed", PackageResources.query_0004_event_feed_sql),
+    migration("query", 5, "refunds", PackageResources.query_0005_refunds_sql),
   ]
 
   /// The migrations of one schema, by name.

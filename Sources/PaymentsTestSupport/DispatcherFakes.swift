@@ -255,12 +255,16 @@ public final class InMemoryRateLimiter: ProviderRateLimiter {
 /// a repeated key charges again — and answers inquiries by key truthfully. `script` decides, per
 /// charge request, whether it arrives at all and what the caller hears; the ledger records
 /// every charge, so a test can see a double charge or a charged payment that failed.
+///
+/// Refunds work the same way: every refund request that arrives refunds (a repeated key refunds
+/// again, and nothing is checked against the charge), ``refunds`` records each one, `refundScript`
+/// decides their fates, and ``inquireRefund(idempotencyKey:)`` answers from the refunds ledger.
 public final class LedgerProvider: PaymentProvider {
-  /// What happens to one charge request.
+  /// What happens to one charge (or refund) request.
   public enum Fate: Sendable {
-    /// Charged, and the caller hears it.
+    /// Charged (refunded), and the caller hears it.
     case charge
-    /// Charged, but the caller hears "unknown" (a 502 after the charge, a lost reply).
+    /// Charged (refunded), but the caller hears "unknown" (a 502 after the charge, a lost reply).
     case chargeButLoseReply
     /// Never arrives (a timeout before it reached the provider): the caller hears "unknown".
     case neverArrives
@@ -274,23 +278,40 @@ public final class LedgerProvider: PaymentProvider {
 
   public let name: String
   private let script: @Sendable (String) -> Fate
+  private let refundScript: @Sendable (String) -> Fate
   private let delay: @Sendable () -> Duration
-  private let state = Mutex<(ledger: [String: [String]], declined: Set<String>, calls: Int)>(([:], [], 0))
+  private struct State {
+    /// Charge references by idempotency key.
+    var ledger: [String: [String]] = [:]
+    var declined: Set<String> = []
+    /// Refunds (reference and amount) by refund idempotency key.
+    var refunds: [String: [(reference: String, amount: Int64)]] = [:]
+    var declinedRefunds: Set<String> = []
+    var calls = 0
+  }
+  private let state = Mutex(State())
 
   /// - Parameters:
   ///   - script: the fate of each charge request, by idempotency key.
+  ///   - refundScript: the fate of each refund request, by its idempotency key (``Fate/charge``
+  ///     means refunded); by default every refund is made and heard.
   ///   - delay: how long each call takes.
   public init(
     name: String = "sandbox", delay: @escaping @Sendable () -> Duration = { .zero },
-    script: @escaping @Sendable (String) -> Fate
+    script: @escaping @Sendable (String) -> Fate,
+    refundScript: @escaping @Sendable (String) -> Fate = { _ in .charge }
   ) {
     self.name = name
     self.script = script
+    self.refundScript = refundScript
     self.delay = delay
   }
 
   /// Charges by idempotency key (more than one: charged twice).
   public var ledger: [String: [String]] { state.withLock { $0.ledger } }
+  /// Refunded amounts by refund idempotency key (more than one: refunded twice).
+  public var refunds: [String: [Int64]] { state.withLock { $0.refunds.mapValues { $0.map(\.amount) } } }
+  /// Every charge, refund and inquiry call.
   public var calls: Int { state.withLock { $0.calls } }
 
   public func charge(_ request: ProviderChargeRequest) async -> ProviderOutcome {
@@ -321,6 +342,40 @@ public final class LedgerProvider: PaymentProvider {
       if let first = state.ledger[idempotencyKey]?.first { return .charged(reference: first) }
       if state.declined.contains(idempotencyKey) {
         return .declined(code: "card_declined", message: "declined")
+      }
+      return .notCharged
+    }
+  }
+
+  public func refund(_ request: ProviderRefundRequest) async -> ProviderOutcome {
+    let fate = refundScript(request.idempotencyKey)
+    let reference = "re_\(UUID().uuidString.prefix(8))"
+    state.withLock { state in
+      state.calls += 1
+      switch fate {
+      case .charge, .chargeButLoseReply:
+        state.refunds[request.idempotencyKey, default: []].append((reference, request.amountMinor))
+      case .decline: state.declinedRefunds.insert(request.idempotencyKey)
+      case .neverArrives, .notProcessed, .refuseCredentials: break
+      }
+    }
+    try? await Task.sleep(for: delay())
+    switch fate {
+    case .charge: return .succeeded(reference: reference)
+    case .chargeButLoseReply, .neverArrives: return .unknown(reason: "no answer")
+    case .notProcessed: return .transientFailure(reason: "503")
+    case .decline: return .permanentFailure(code: "refund_declined", message: "declined")
+    case .refuseCredentials: return .configurationError(reason: "401")
+    }
+  }
+
+  public func inquireRefund(idempotencyKey: String) async -> ProviderInquiry {
+    try? await Task.sleep(for: delay())
+    return state.withLock { state in
+      state.calls += 1
+      if let first = state.refunds[idempotencyKey]?.first { return .charged(reference: first.reference) }
+      if state.declinedRefunds.contains(idempotencyKey) {
+        return .declined(code: "refund_declined", message: "declined")
       }
       return .notCharged
     }

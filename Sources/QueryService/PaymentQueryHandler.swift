@@ -396,12 +396,35 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     }
   }
 
-  private static func client() throws -> String {
-    guard let client = AuthenticatedClient.current else {
-      throw RPCError(.unauthenticated, "no authenticated client")
+  /// One refund, from its payment's latest state in the read model.
+  public func getRefund(
+    _ request: Payments_V1_GetRefundRequest, context: ServerContext
+  ) async throws -> Payments_V1_Refund {
+    let client = try Self.client()
+    guard RefundID.isWellFormed(request.refundID) else {
+      throw RPCError(
+        .invalidArgument,
+        request.refundID.isEmpty
+          ? "refund_id is required"
+          : "refund_id must be a refund ID like ref_0190…, not '\(PaymentOrderRules.quoted(request.refundID))'"
+      )
     }
-    return client.clientID
+    let refund: Payments_V1_Refund?
+    do {
+      refund = try await readModel.refund(id: request.refundID, clientID: client)
+    } catch {
+      throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
+    }
+    guard let refund else {
+      throw RPCError(
+        .notFound,
+        "no refund \(request.refundID) (a refund just created appears here within moments, with its payment's event)"
+      )
+    }
+    return refund
   }
+
+  private static func client() throws -> String { try AuthenticatedClient.required().clientID }
 
   private static func checkPaymentID(_ id: String, field: String) throws {
     if id.isEmpty { throw RPCError(.invalidArgument, "\(field) is required") }

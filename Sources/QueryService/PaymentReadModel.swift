@@ -69,6 +69,18 @@ public struct PaymentReadModel: Sendable {
         SELECT client_id FROM query.feed_heads WHERE client_id = ANY(\(PostgresArray(clients))::text[])
         ORDER BY client_id FOR UPDATE
         """)
+      // Where each refund is (GetRefund): refunds live inside their payment.
+      let refunds = rows.flatMap { state in state.payment.refunds.map { (state, $0.refundID) } }
+      if !refunds.isEmpty {
+        try await connection.execute(
+          """
+          INSERT INTO query.refunds (refund_id, payment_id, client_id)
+          SELECT * FROM unnest(\(PostgresArray(refunds.map(\.1)))::text[],
+                               \(PostgresArray(refunds.map(\.0.payment.paymentID)))::text[],
+                               \(PostgresArray(refunds.map(\.0.clientID)))::text[])
+          ON CONFLICT (refund_id) DO NOTHING
+          """)
+      }
       return try await connection.query(
         """
         WITH input AS (
@@ -159,6 +171,17 @@ public struct PaymentReadModel: Sendable {
   public func payment(id paymentID: String, clientID: String) async throws -> Payments_V1_Payment? {
     try await single(
       "SELECT payment FROM query.payments WHERE payment_id = \(paymentID) AND client_id = \(clientID)")
+  }
+
+  /// The refund with `refundID` if its payment belongs to `clientID`, as the latest state of
+  /// its payment has it.
+  public func refund(id refundID: String, clientID: String) async throws -> Payments_V1_Refund? {
+    let payment = try await single(
+      """
+      SELECT p.payment FROM query.refunds r JOIN query.payments p USING (payment_id)
+      WHERE r.refund_id = \(refundID) AND r.client_id = \(clientID)
+      """)
+    return payment?.refunds.first { $0.refundID == refundID }
   }
 
   /// The client's payment submitted with `idempotencyKey`.

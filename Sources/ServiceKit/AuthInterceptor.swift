@@ -91,3 +91,12 @@ extension AuthInterceptor {
     return String(decoding: bytes[start..<end], as: UTF8.self)
   }
 }
+
+extension AuthenticatedClient {
+  /// The client of the current call, or `UNAUTHENTICATED` when no ``AuthInterceptor`` set one
+  /// (a handler served without it).
+  public static func required() throws -> AuthenticatedClient {
+    guard let current else { throw RPCError(.unauthenticated, "no authenticated client") }
+    return current
+  }
+}

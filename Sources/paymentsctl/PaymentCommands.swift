@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PaymentsClient
+import RPCCore
 
 /// Where the platform is, for the payment shortcuts.
 struct PlatformOptions: ParsableArguments {
@@ -115,6 +116,74 @@ struct CancelCommand: AsyncParsableCommand {
   func run() async throws {
     try await platform.withClient { client in
       print(render(try await client.cancelPayment(id)))
+    }
+  }
+}
+
+/// `paymentsctl refund PAYMENT_ID --amount A` and `paymentsctl refund --get REFUND_ID`.
+struct RefundCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "refund",
+    abstract: "Refund part or all of a succeeded payment, or show a refund.",
+    discussion: """
+      Prints the refund (PENDING when new). Exits 64 + 9 (FAILED_PRECONDITION) when the payment \
+      is not SUCCEEDED or the amount exceeds what is left to refund (the message names the \
+      amounts). With --wait, waits until the refund is SUCCEEDED (exit 0) or FAILED (exit 1).
+      """)
+
+  @Argument(help: "The payment ID (pay_…) to refund.") var paymentID: String?
+  @Option(help: "The amount to give back, as a decimal in the payment's currency, e.g. 2.50.") var amount:
+    String?
+  @Option(help: "The payment's ISO 4217 currency code, e.g. EUR.") var currency: String?
+  @Option(help: "Free text.") var reason: String = ""
+  @Option(help: "The idempotency key (default: a new UUID).") var idempotencyKey: String?
+  @Option(name: .customLong("get"), help: "Show this refund (ref_…) instead of creating one.") var refundID:
+    String?
+  @Flag(help: "Wait until the refund is terminal; exit 1 if it FAILED.") var wait = false
+  @Option(help: "Seconds --wait waits.") var waitTimeout: Double = 120
+  @OptionGroup var platform: PlatformOptions
+
+  func validate() throws {
+    if refundID != nil {
+      guard paymentID == nil, amount == nil else {
+        throw ValidationError("--get takes no payment ID or --amount")
+      }
+    } else {
+      guard paymentID != nil, amount != nil, currency != nil else {
+        throw ValidationError("give a payment ID, --amount and --currency (or --get REFUND_ID)")
+      }
+    }
+  }
+
+  func run() async throws {
+    try await platform.withClient { client in
+      var refund: Refund
+      if let refundID {
+        refund = try await client.refund(id: refundID)
+        print(render(refund))
+      } else {
+        let money = try Money(amount: amount!, currency: currency!.uppercased())
+        let submitted = try await client.refundPayment(
+          paymentID!, amount: money, reason: reason, idempotencyKey: idempotencyKey)
+        refund = submitted.refund
+        print(render(refund) + "\nreplayed: \(submitted.replayed)")
+      }
+      guard wait else { return }
+      let clock = ContinuousClock()
+      let end = clock.now + .milliseconds(Int64(waitTimeout * 1000))
+      while !refund.status.isTerminal {
+        guard clock.now < end else {
+          throw CtlError.other("refund \(refund.id) is still \(refund.status.rawValue)")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        do {
+          refund = try await client.refund(id: refund.id)
+        } catch let error as PaymentsError where error.code == .notFound {
+          continue  // not in the read model yet
+        }
+      }
+      print("---\n" + render(refund))
+      if refund.status == .failed { throw ExitCode(1) }
     }
   }
 }
@@ -268,5 +337,24 @@ func render(_ payment: Payment) -> String {
   ]
   if !payment.providerReference.isEmpty { lines.append("provider_reference: \(payment.providerReference)") }
   if let failure = payment.failure { lines.append("failure: \(failure.code): \(failure.message)") }
+  if !payment.refunds.isEmpty {
+    lines.append("refunded: \(payment.refunded)")
+    for refund in payment.refunds {
+      lines.append("refund: \(refund.id) \(refund.status.rawValue) \(refund.amount)")
+    }
+  }
+  return lines.joined(separator: "\n")
+}
+
+func render(_ refund: Refund) -> String {
+  var lines = [
+    "refund_id: \(refund.id)", "payment_id: \(refund.paymentID)", "status: \(refund.status.rawValue)",
+    "amount: \(refund.amount)", "idempotency_key: \(refund.idempotencyKey)", "attempts: \(refund.attempts)",
+    "created_at: \(ISO8601DateFormatter().string(from: refund.createdAt))",
+    "updated_at: \(ISO8601DateFormatter().string(from: refund.updatedAt))",
+  ]
+  if !refund.reason.isEmpty { lines.append("reason: \(refund.reason)") }
+  if !refund.providerReference.isEmpty { lines.append("provider_reference: \(refund.providerReference)") }
+  if let failure = refund.failure { lines.append("failure: \(failure.code): \(failure.message)") }
   return lines.joined(separator: "\n")
 }

@@ -17,7 +17,8 @@ struct PaymentsCtl: AsyncParsableCommand {
       """,
     subcommands: [
       ListCommand.self, DescribeCommand.self, CallCommand.self, SubmitCommand.self, GetCommand.self,
-      CancelCommand.self, ListPaymentsCommand.self, WatchCommand.self, EventsCommand.self, LoadCommand.self,
+      CancelCommand.self, RefundCommand.self, ListPaymentsCommand.self, WatchCommand.self, EventsCommand.self,
+      LoadCommand.self,
     ])
 
   /// Runs with grpcurl's single-dash long flags (`-plaintext`, `-max-time 5`) read as ours

@@ -51,6 +51,8 @@ struct SandboxReply: Sendable {
   var status: Int
   var headers: [String: String]
   var json: [String: any Sendable]
+  /// The code of an error reply (`{"error": {"code", "message"}}`).
+  var errorCode: String? = nil
 }
 
 func call(
@@ -70,11 +72,35 @@ func call(
   var headers: [String: String] = [:]
   for header in response.headers { headers[header.name.lowercased()] = header.value }
   return SandboxReply(
-    status: Int(response.status.code), headers: headers, json: object.mapValues { "\($0)" as any Sendable })
+    status: Int(response.status.code), headers: headers, json: object.mapValues { "\($0)" as any Sendable },
+    errorCode: (object["error"] as? [String: Any])?["code"] as? String)
 }
 
 func charge(amount: Int64 = 1234, source: String = "acct_payer") -> String {
   #"{"amount": \#(amount), "currency": "EUR", "source": "\#(source)", "destination": "acct_payee"}"#
+}
+
+func refundBody(charge: String, amount: Int64 = 500, currency: String = "EUR") -> String {
+  #"{"charge": "\#(charge)", "amount": \#(amount), "currency": "\#(currency)", "#
+    + #""reason": "requested_by_customer"}"#
+}
+
+/// GETs `path` from the sandbox and decodes it (`/v1/ledger`, `/v1/stats`).
+func sandboxGet<T: Decodable>(_ type: T.Type, _ client: HTTPClient, _ base: String, _ path: String)
+  async throws -> T
+{
+  let response = try await client.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
+  let body = try await response.body.collect(upTo: 16 << 20)
+  return try JSONDecoder().decode(T.self, from: body)
+}
+
+/// Makes a charge of `amount` with `key` and returns its ID.
+func makeCharge(_ client: HTTPClient, _ base: String, key: String, amount: Int64 = 1000) async throws
+  -> String
+{
+  let reply = try await call(client, "POST", base + "/v1/charges", key: key, body: charge(amount: amount))
+  #expect(reply.status == 201)
+  return try #require(reply.json["id"] as? String)
 }
 
 @Suite("Provider sandbox")
@@ -173,5 +199,271 @@ struct ProviderSandboxTests {
       let stats = try await call(client, "GET", base + "/v1/stats")
       #expect(stats.json["lost_responses"] as? String == "1")
     }
+  }
+
+  @Test(
+    "refunds are idempotent by key; lookups by ID and key; unknown charges and other currencies are refused; ledger and stats"
+  )
+  func refunds() async throws {
+    try await withSandbox({ $0.rateLimit = 1000 }) { base, client in
+      let chargeID = try await makeCharge(client, base, key: "pay_1", amount: 1000)
+      let missingKey = try await call(
+        client, "POST", base + "/v1/refunds", body: refundBody(charge: chargeID))
+      #expect(missingKey.status == 400)
+      for amount: Int64 in [0, -5] {
+        let invalid = try await call(
+          client, "POST", base + "/v1/refunds", key: "ref_bad",
+          body: refundBody(charge: chargeID, amount: amount))
+        #expect(invalid.status == 400, "amount \(amount)")
+        #expect(invalid.errorCode == "invalid_request")
+      }
+
+      let first = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID, amount: 400))
+      #expect(first.status == 201)
+      let id = try #require(first.json["id"] as? String)
+      #expect(id.hasPrefix("re_"))
+      #expect(first.json["charge"] as? String == chargeID)
+      #expect(first.json["charge_idempotency_key"] as? String == "pay_1")
+      #expect(first.json["idempotency_key"] as? String == "ref_1")
+      #expect(first.json["amount"] as? String == "400")
+      #expect(first.json["currency"] as? String == "EUR")
+      #expect(first.json["reason"] as? String == "requested_by_customer")
+      #expect(first.json["status"] as? String == "succeeded")
+      #expect(first.headers["idempotent-replayed"] == nil)
+      let replay = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID, amount: 400))
+      #expect(replay.status == 200)
+      #expect(replay.json["id"] as? String == id)
+      #expect(replay.headers["idempotent-replayed"] == "true")
+      let reused = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID, amount: 300))
+      #expect(reused.status == 422)
+      #expect(reused.errorCode == "idempotency_key_reused")
+
+      let byID = try await call(client, "GET", base + "/v1/refunds/\(id)")
+      #expect(byID.status == 200)
+      #expect(byID.json["id"] as? String == id)
+      let noSuchID = try await call(client, "GET", base + "/v1/refunds/re_nope")
+      #expect(noSuchID.status == 404)
+      #expect(noSuchID.errorCode == "not_found")
+      let byKey = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_1")
+      #expect(byKey.status == 200)
+      #expect(byKey.json["id"] as? String == id)
+      let noSuchKey = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_none")
+      #expect(noSuchKey.status == 404)
+      #expect(noSuchKey.errorCode == "not_found")
+      let chargeKeyIsNoRefundKey = try await call(client, "GET", base + "/v1/refunds?idempotency_key=pay_1")
+      #expect(chargeKeyIsNoRefundKey.status == 404)
+
+      let unknownCharge = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_2", body: refundBody(charge: "ch_missing"))
+      #expect(unknownCharge.status == 404)
+      #expect(unknownCharge.errorCode == "charge_not_found")
+      let unknownAgain = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_2", body: refundBody(charge: "ch_missing"))
+      #expect(unknownAgain.status == 404, "the refusal is kept under its key")
+      #expect(unknownAgain.errorCode == "charge_not_found")
+      let refusedByKey = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_2")
+      #expect(refusedByKey.status == 404)
+      #expect(refusedByKey.errorCode == "charge_not_found")
+      let otherCurrency = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_3",
+        body: refundBody(charge: chargeID, currency: "USD"))
+      #expect(otherCurrency.status == 422)
+      #expect(otherCurrency.errorCode == "currency_mismatch")
+
+      let ledger = try await sandboxGet(SandboxLedger.self, client, base, "/v1/ledger")
+      #expect(ledger.charges.map(\.id) == [chargeID])
+      #expect(ledger.refunds.map(\.id) == [id])
+      #expect(ledger.refunds.first?.idempotencyKey == "ref_1")
+      #expect(ledger.refunds.first?.chargeIdempotencyKey == "pay_1")
+      #expect(ledger.refunds.first?.amount == 400)
+      #expect((ledger.refunds.first?.arrivedAtMicros ?? 0) >= (ledger.charges.first?.arrivedAtMicros ?? .max))
+      #expect(ledger.refundedByCharge == [chargeID: 400])
+      let stats = try await sandboxGet(SandboxStats.self, client, base, "/v1/stats")
+      #expect(stats.charges == 1)
+      #expect(stats.refunds == 1)
+      #expect(stats.refusedRefunds == 2, "ref_2 and ref_3; the replayed refusal does not count again")
+      #expect(stats.idempotentReplays == 3, "ref_1 twice (once with other parameters) and ref_2")
+      #expect(stats.declines == 0)
+    }
+  }
+
+  @Test("idempotent mode: a refund beyond the charge's amount is refused with 422 amount_exceeds_charge")
+  func overRefundRefused() async throws {
+    try await withSandbox({ $0.rateLimit = 1000 }) { base, client in
+      let chargeID = try await makeCharge(client, base, key: "pay_1", amount: 1000)
+      var statuses: [String: Int] = [:]
+      for (key, amount) in [("ref_a", 600), ("ref_b", 500), ("ref_c", 400), ("ref_d", 1)] as [(String, Int64)]
+      {
+        let reply = try await call(
+          client, "POST", base + "/v1/refunds", key: key, body: refundBody(charge: chargeID, amount: amount))
+        statuses[key] = reply.status
+        if reply.status == 422 { #expect(reply.errorCode == "amount_exceeds_charge", "\(key)") }
+      }
+      // 600 + 400 is exactly the charge; 600 + 500 and 1000 + 1 are more.
+      #expect(statuses == ["ref_a": 201, "ref_b": 422, "ref_c": 201, "ref_d": 422])
+      let replayed = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_b", body: refundBody(charge: chargeID, amount: 500))
+      #expect(replayed.status == 422)
+      #expect(replayed.errorCode == "amount_exceeds_charge")
+      let byKey = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_b")
+      #expect(byKey.status == 422)
+      #expect(byKey.errorCode == "amount_exceeds_charge")
+
+      let ledger = try await sandboxGet(SandboxLedger.self, client, base, "/v1/ledger")
+      #expect(ledger.refunds.map(\.idempotencyKey) == ["ref_a", "ref_c"])
+      #expect(ledger.refundedByCharge == [chargeID: 1000])
+      let stats = try await sandboxGet(SandboxStats.self, client, base, "/v1/stats")
+      #expect(stats.refunds == 2)
+      #expect(stats.refusedRefunds == 2)
+    }
+  }
+
+  @Test(
+    "non-idempotent mode: a repeated key refunds again, and refunds beyond the charge are made and recorded")
+  func nonIdempotentRefunds() async throws {
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.nonIdempotent = true
+    }) { base, client in
+      let chargeID = try await makeCharge(client, base, key: "pay_1", amount: 1000)
+      let first = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID, amount: 800))
+      let second = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID, amount: 800))
+      let third = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_2", body: refundBody(charge: chargeID, amount: 1000))
+      #expect([first.status, second.status, third.status] == [Int](repeating: 201, count: 3))
+      let firstID = try #require(first.json["id"] as? String)
+      let secondID = try #require(second.json["id"] as? String)
+      #expect(firstID != secondID, "a repeated key refunds again")
+      #expect(second.headers["idempotent-replayed"] == nil)
+      let byKey = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_1")
+      #expect(byKey.json["id"] as? String == firstID, "a lookup by key finds the first refund")
+      // There is still nothing to refund on a charge that does not exist.
+      let unknownCharge = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_3", body: refundBody(charge: "ch_missing"))
+      #expect(unknownCharge.status == 404)
+
+      let ledger = try await sandboxGet(SandboxLedger.self, client, base, "/v1/ledger")
+      #expect(ledger.refunds.map(\.idempotencyKey) == ["ref_1", "ref_1", "ref_2"])
+      let thirdID = try #require(third.json["id"] as? String)
+      #expect(ledger.refunds.map(\.id) == [firstID, secondID, thirdID])
+      #expect(ledger.refundedByCharge == [chargeID: 2600], "the over-refund shows in the ledger")
+      let stats = try await sandboxGet(SandboxStats.self, client, base, "/v1/stats")
+      #expect(stats.refunds == 3)
+      #expect(stats.idempotentReplays == 0)
+    }
+  }
+
+  @Test("refunds and refund lookups count in the same sliding window as charges")
+  func refundsShareTheRateLimit() async throws {
+    try await withSandbox({
+      $0.rateLimit = 2
+      $0.window = .seconds(60)
+    }) { base, client in
+      let charged = try await call(client, "POST", base + "/v1/charges", key: "pay_1", body: charge())
+      let chargeID = try #require(charged.json["id"] as? String)
+      let refunded = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID))
+      let lookup = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_1")
+      let secondRefund = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_2", body: refundBody(charge: chargeID))
+      let secondCharge = try await call(client, "POST", base + "/v1/charges", key: "pay_2", body: charge())
+      #expect(
+        [charged.status, refunded.status, lookup.status, secondRefund.status, secondCharge.status]
+          == [Int]([201, 201, 429, 429, 429]))
+      #expect(lookup.errorCode == "rate_limited")
+      let stats = try await sandboxGet(SandboxStats.self, client, base, "/v1/stats")
+      #expect(stats.calls == 5)
+      #expect(stats.windowViolations == 3)
+      #expect(stats.maximumCallsInWindow == 2)
+      #expect(stats.refunds == 1)
+    }
+  }
+
+  @Test(
+    "failure injection applies to refunds: nothing refunded on an injected 500; a 502 or a lost reply after the refund leaves a refund to look up"
+  )
+  func refundInjection() async throws {
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.internalErrorRate = 1
+    }) { base, client in
+      let failed = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: "ch_any"))
+      #expect(failed.status == 500, "injected before the charge is even looked up")
+      let lookup = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_1")
+      #expect(lookup.status == 404)
+      let ledger = try await sandboxGet(SandboxLedger.self, client, base, "/v1/ledger")
+      #expect(ledger.refunds.isEmpty)
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.errorAfterChargeRate = 1
+    }) { base, client in
+      let charged = try await call(client, "POST", base + "/v1/charges", key: "pay_1", body: charge())
+      #expect(charged.status == 500, "charged, then answered 500")
+      let found = try await call(client, "GET", base + "/v1/charges?idempotency_key=pay_1")
+      let chargeID = try #require(found.json["id"] as? String)
+      let refunded = try await call(
+        client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID))
+      #expect(refunded.status == 502, "refunded, then answered 502 (500 and 502 alternate)")
+      let lookup = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_1")
+      #expect(lookup.status == 200, "the refund was made although the reply was an error")
+      let stats = try await sandboxGet(SandboxStats.self, client, base, "/v1/stats")
+      #expect(stats.errorsAfterCharge == 2)
+      #expect(stats.refunds == 1)
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.lostResponseRate = 1
+      $0.lostResponseDelay = .seconds(1)
+    }) { base, client in
+      let chargeID = try await makeCharge(client, base, key: "pay_1")
+      await #expect(throws: (any Error).self) {
+        try await call(
+          client, "POST", base + "/v1/refunds", key: "ref_1", body: refundBody(charge: chargeID),
+          timeout: .milliseconds(300))
+      }
+      let lookup = try await call(client, "GET", base + "/v1/refunds?idempotency_key=ref_1")
+      #expect(lookup.status == 200, "the refund was made although the reply was lost")
+      let stats = try await sandboxGet(SandboxStats.self, client, base, "/v1/stats")
+      #expect(stats.lostResponses == 2)
+    }
+  }
+
+  @Test("the failure injection is reproducible by seed, and refunds do not change which charges fail")
+  func refundInjectionIsSeeded() async throws {
+    func run(withRefunds: Bool) async throws -> (charges: [Int], refunds: [Int]) {
+      try await withSandbox({
+        $0.rateLimit = 1000
+        $0.internalErrorRate = 0.5
+        $0.seed = 7
+      }) { base, client in
+        var charges: [Int] = []
+        var refunds: [Int] = []
+        for index in 0..<12 {
+          charges.append(
+            try await call(client, "POST", base + "/v1/charges", key: "pay_\(index)", body: charge()).status)
+          if withRefunds {
+            refunds.append(
+              try await call(
+                client, "POST", base + "/v1/refunds", key: "ref_\(index)", body: refundBody(charge: "ch_none")
+              ).status)
+          }
+        }
+        return (charges: charges, refunds: refunds)
+      }
+    }
+    let chargesOnly = try await run(withRefunds: false)
+    let first = try await run(withRefunds: true)
+    let second = try await run(withRefunds: true)
+    #expect(Set(first.refunds) == [500, 404], "both fates occur: \(first.refunds)")
+    #expect(first.refunds == second.refunds)
+    #expect(first.charges == second.charges)
+    #expect(first.charges == chargesOnly.charges)
   }
 }

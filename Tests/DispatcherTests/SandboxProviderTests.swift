@@ -12,6 +12,14 @@ func chargeRequest(_ key: String, amount: Int64 = 1234, payer: String = "acct_pa
     description: "test")
 }
 
+func refundRequest(
+  _ key: String, charge: String, amount: Int64 = 500, currency: String = "EUR", chargeKey: String = "p1"
+) -> ProviderRefundRequest {
+  ProviderRefundRequest(
+    idempotencyKey: key, chargeReference: charge, chargeKey: chargeKey, amountMinor: amount,
+    currency: currency, reason: "requested_by_customer")
+}
+
 @Suite("Sandbox provider adapter: outcome classes")
 struct SandboxProviderTests {
   @Test("success, decline, 5xx and 429, and the inquiry after a lost reply")
@@ -146,11 +154,138 @@ struct SandboxProviderTests {
   func refused() async throws {
     let port = try freePort()
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
-    let outcome = await SandboxProvider(baseURL: "http://127.0.0.1:\(port)", client: client).charge(
-      chargeRequest("c1"))
+    let provider = SandboxProvider(baseURL: "http://127.0.0.1:\(port)", client: client)
+    let outcome = await provider.charge(chargeRequest("c1"))
+    let refundOutcome = await provider.refund(refundRequest("r1", charge: "ch_1"))
     try await client.shutdown()
     guard case .transientFailure = outcome else {
       return #expect(Bool(false), "refused is transient: \(outcome)")
+    }
+    guard case .transientFailure = refundOutcome else {
+      return #expect(Bool(false), "also for a refund: \(refundOutcome)")
+    }
+  }
+
+  @Test(
+    "refunds: success and replay, the inquiry by key, refusals are permanent failures the inquiry reports")
+  func refunds() async throws {
+    try await withSandbox({ $0.rateLimit = 1000 }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      guard case .succeeded(let charge) = await provider.charge(chargeRequest("p1", amount: 1000)) else {
+        return #expect(Bool(false), "expected a charge")
+      }
+      guard
+        case .succeeded(let reference) = await provider.refund(
+          refundRequest("rf1", charge: charge, amount: 600))
+      else { return #expect(Bool(false), "expected a refund") }
+      #expect(reference.hasPrefix("re_"))
+      #expect(
+        await provider.refund(refundRequest("rf1", charge: charge, amount: 600))
+          == .succeeded(reference: reference),
+        "idempotent")
+      #expect(await provider.inquireRefund(idempotencyKey: "rf1") == .charged(reference: reference))
+      #expect(await provider.inquireRefund(idempotencyKey: "never") == .notCharged)
+      #expect(
+        await provider.inquireRefund(idempotencyKey: "p1") == .notCharged, "a charge key is no refund key")
+      #expect(await provider.inquire(idempotencyKey: "rf1") == .notCharged, "a refund key is no charge key")
+
+      // 600 + 500 is more than the charge.
+      let excess = await provider.refund(refundRequest("rf2", charge: charge, amount: 500))
+      guard case .permanentFailure(let code, _) = excess else {
+        return #expect(Bool(false), "422 is permanent: \(excess)")
+      }
+      #expect(code == "amount_exceeds_charge")
+      guard case .declined(let declined, _) = await provider.inquireRefund(idempotencyKey: "rf2") else {
+        return #expect(Bool(false), "the inquiry reports the refusal")
+      }
+      #expect(declined == "amount_exceeds_charge")
+      let unknown = await provider.refund(refundRequest("rf3", charge: "ch_missing"))
+      guard case .permanentFailure(let unknownCode, _) = unknown else {
+        return #expect(Bool(false), "404 is permanent: \(unknown)")
+      }
+      #expect(unknownCode == "charge_not_found")
+      guard case .declined(let unknownDeclined, _) = await provider.inquireRefund(idempotencyKey: "rf3")
+      else {
+        return #expect(Bool(false), "a 404 charge_not_found kept under the key is a refusal, not 'no refund'")
+      }
+      #expect(unknownDeclined == "charge_not_found")
+      let otherCurrency = await provider.refund(
+        refundRequest("rf4", charge: charge, amount: 100, currency: "USD"))
+      guard case .permanentFailure(let currencyCode, _) = otherCurrency else {
+        return #expect(Bool(false), "422 is permanent: \(otherCurrency)")
+      }
+      #expect(currencyCode == "currency_mismatch")
+      // What is left of the charge can still be refunded.
+      guard case .succeeded = await provider.refund(refundRequest("rf5", charge: charge, amount: 400)) else {
+        return #expect(Bool(false), "600 + 400 is exactly the charge")
+      }
+      let ledger = try await sandboxGet(SandboxLedger.self, client, base, "/v1/ledger")
+      #expect(ledger.refunds.map(\.idempotencyKey) == ["rf1", "rf5"])
+      #expect(ledger.refundedByCharge == [charge: 1000])
+    }
+  }
+
+  @Test("refunds: 429 and 503 are transient; a 5xx after the refund and 409 in progress are unknown")
+  func refundOutcomeClasses() async throws {
+    try await withSandbox({
+      $0.rateLimit = 2
+      $0.window = .seconds(60)
+    }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      guard case .succeeded(let charge) = await provider.charge(chargeRequest("p1")),
+        case .succeeded = await provider.refund(refundRequest("rf1", charge: charge))
+      else { return #expect(Bool(false), "two calls fit the limit") }
+      let limited = await provider.refund(refundRequest("rf2", charge: charge))
+      guard case .transientFailure = limited else {
+        return #expect(Bool(false), "429 is transient, and refunds count with charges: \(limited)")
+      }
+      guard case .unavailable = await provider.inquireRefund(idempotencyKey: "rf1") else {
+        return #expect(Bool(false), "an inquiry refused with 429 is unavailable")
+      }
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.unavailableRate = 1
+    }) { base, client in
+      let outcome = await SandboxProvider(baseURL: base, client: client).refund(
+        refundRequest("t1", charge: "ch_1"))
+      guard case .transientFailure = outcome else {
+        return #expect(Bool(false), "503 is transient: \(outcome)")
+      }
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.errorAfterChargeRate = 1
+    }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      guard case .unknown = await provider.charge(chargeRequest("p1")),
+        case .charged(let charge) = await provider.inquire(idempotencyKey: "p1")
+      else { return #expect(Bool(false), "charged, answered 500, found by the inquiry") }
+      let outcome = await provider.refund(refundRequest("rf1", charge: charge))
+      guard case .unknown = outcome else {
+        return #expect(Bool(false), "a 502 after the refund is unknown: \(outcome)")
+      }
+      guard case .charged(let reference) = await provider.inquireRefund(idempotencyKey: "rf1") else {
+        return #expect(Bool(false), "the inquiry finds the refund")
+      }
+      #expect(reference.hasPrefix("re_"))
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.slowRate = 1
+      $0.slowDelay = .milliseconds(800)
+    }) { base, client in
+      let provider = SandboxProvider(baseURL: base, client: client)
+      guard case .succeeded(let charge) = await provider.charge(chargeRequest("p1")) else {
+        return #expect(Bool(false), "the (slow) charge succeeds")
+      }
+      async let first = provider.refund(refundRequest("rf1", charge: charge))
+      try await Task.sleep(for: .milliseconds(200))
+      let second = await provider.refund(refundRequest("rf1", charge: charge))
+      guard case .unknown = second else {
+        return #expect(Bool(false), "409 while the first refund is in progress is unknown: \(second)")
+      }
+      guard case .succeeded = await first else { return #expect(Bool(false), "the first one refunds") }
     }
   }
 }
@@ -206,6 +341,66 @@ struct HMACPayProviderTests {
       }
       guard case .charged = await provider.inquire(idempotencyKey: "u1") else {
         return #expect(Bool(false), "the status call finds the charge")
+      }
+    }
+  }
+
+  @Test("refunds over the hmacpay API: signed, idempotent, refusals declined, the status call by key")
+  func refunds() async throws {
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.hmacSecret = "s3cret"
+    }) { base, client in
+      let provider = HMACPayProvider(baseURL: base, secret: "s3cret", client: client)
+      guard case .succeeded(let charge) = await provider.charge(chargeRequest("h1", amount: 1000)) else {
+        return #expect(Bool(false), "expected a charge")
+      }
+      guard
+        case .succeeded(let reference) = await provider.refund(
+          refundRequest("hr1", charge: charge, amount: 700))
+      else { return #expect(Bool(false), "expected a refund") }
+      #expect(reference.hasPrefix("re_"))
+      #expect(
+        await provider.refund(refundRequest("hr1", charge: charge, amount: 700))
+          == .succeeded(reference: reference),
+        "idempotent")
+      #expect(await provider.inquireRefund(idempotencyKey: "hr1") == .charged(reference: reference))
+      #expect(await provider.inquireRefund(idempotencyKey: "nope") == .notCharged)
+      #expect(
+        await provider.refund(refundRequest("hr2", charge: charge, amount: 301))
+          == .permanentFailure(code: "amount_exceeds_charge", message: "declined by hmacpay"))
+      #expect(
+        await provider.inquireRefund(idempotencyKey: "hr2")
+          == .declined(code: "amount_exceeds_charge", message: "declined by hmacpay"))
+      #expect(
+        await provider.refund(refundRequest("hr3", charge: "ch_missing"))
+          == .permanentFailure(code: "charge_not_found", message: "declined by hmacpay"))
+      // One provider behind both API shapes: the refund is in the sandbox's ledger.
+      let ledger = try await sandboxGet(SandboxLedger.self, client, base, "/v1/ledger")
+      #expect(ledger.refunds.map(\.idempotencyKey) == ["hr1"])
+      #expect(ledger.refunds.first?.chargeIdempotencyKey == "h1")
+      #expect(ledger.refundedByCharge == [charge: 700])
+      let forged = HMACPayProvider(baseURL: base, secret: "wrong", client: client)
+      guard case .configurationError = await forged.refund(refundRequest("hr4", charge: charge)) else {
+        return #expect(Bool(false), "a bad signature is a configuration error")
+      }
+      guard case .configurationError = await forged.inquireRefund(idempotencyKey: "hr1") else {
+        return #expect(Bool(false), "also for refund inquiries")
+      }
+    }
+    try await withSandbox({
+      $0.rateLimit = 1000
+      $0.errorAfterChargeRate = 1
+    }) { base, client in
+      let provider = HMACPayProvider(baseURL: base, secret: "sandbox-hmac-secret", client: client)
+      guard case .unknown = await provider.charge(chargeRequest("h1")),
+        case .charged(let charge) = await provider.inquire(idempotencyKey: "h1")
+      else { return #expect(Bool(false), "charged, answered 500, found by the status call") }
+      guard case .unknown = await provider.refund(refundRequest("hr1", charge: charge)) else {
+        return #expect(Bool(false), "a 502 after the refund is unknown")
+      }
+      guard case .charged = await provider.inquireRefund(idempotencyKey: "hr1") else {
+        return #expect(Bool(false), "the status call finds the refund")
       }
     }
   }

@@ -62,7 +62,7 @@ struct WorkDecisionTests {
   @Test("begin: PROCESSING, a charge counts an attempt, an inquiry does not and marks the outcome unknown")
   func begin() {
     for item in Self.claimable {
-      for kind in CallKind.allCases {
+      for kind in [CallKind.charge, .inquiry] {
         let transition = WorkDecision.begin(item, kind)
         #expect(transition.status == .processing)
         #expect(transition.keepLease)
@@ -197,6 +197,9 @@ struct WorkDecisionTests {
             } else {
               result = .inquiry(charges > 0 ? .charged(reference: "ch") : .notCharged)
             }
+          case .refund, .refundInquiry:
+            Issue.record("a payment's plan names a refund call")
+            result = .inquiry(.unavailable(reason: "-"))
           }
           let (transition, _) = WorkDecision.after(item, result, retry: Self.retry, now: now) { _ in 1 }
           item.status = transition.status
@@ -302,6 +305,9 @@ struct WorkDecisionTests {
             }
           case .inquiry:
             result = .inquiry(charges > 0 ? .charged(reference: "ch") : .notCharged)
+          case .refund, .refundInquiry:
+            Issue.record("a payment's plan names a refund call")
+            result = .inquiry(.unavailable(reason: "-"))
           }
           let (transition, _) = WorkDecision.after(item, result, retry: Self.retry, now: Self.now) { _ in 1 }
           item.status = transition.status

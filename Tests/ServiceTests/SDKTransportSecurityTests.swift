@@ -31,6 +31,9 @@ final class FixedQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {
     _ request: Payments_V1_WatchPaymentRequest, responses: RPCWriter<Payments_V1_Payment>,
     context: ServerContext
   ) async throws { throw RPCError(.unimplemented, "not in this test") }
+  func getRefund(_ request: Payments_V1_GetRefundRequest, context: ServerContext) async throws
+    -> Payments_V1_Refund
+  { throw RPCError(.unimplemented, "not in this test") }
   func listEvents(_ request: Payments_V1_ListEventsRequest, context: ServerContext) async throws
     -> Payments_V1_ListEventsResponse
   { throw RPCError(.unimplemented, "not in this test") }

@@ -8,13 +8,17 @@ import TLS
 /// The adapter for "hmacpay"-style providers: every request is a JSON `POST` signed with
 /// HMAC-SHA256 over its body (`X-Signature`, hex), the idempotency key travels in the body as
 /// `request_id`, and every answer is HTTP 200 with `{"result", "code", "reference"}`: errors are
-/// codes, not statuses.
+/// codes, not statuses. Charges are `/hmacpay/v2/payments` and `/payments/status`; refunds
+/// `/hmacpay/v2/refunds` (`{"request_id", "payment_reference", "amount_minor", "currency",
+/// "reason"}`, `payment_reference` being the charge's reference) and `/refunds/status`.
 ///
-/// Classification: `approved` → success; `declined` → permanent failure with its code;
-/// `error` with `rate_limited` or `temporarily_unavailable` → transient; `bad_signature` →
-/// configuration error (the platform's secret is wrong: the payment is not at fault);
-/// `invalid_request` → permanent; any other answer — `request_in_progress`, an unknown code, a
-/// non-200 status, a timeout or a lost connection — → unknown (the money may have moved).
+/// Classification, the same for charges and refunds: `approved` → success; `declined` →
+/// permanent failure with its code (for a refund e.g. `charge_not_found`,
+/// `amount_exceeds_charge`); `error` with `rate_limited` or `temporarily_unavailable` →
+/// transient; `bad_signature` → configuration error (the platform's secret is wrong: the payment
+/// is not at fault); `invalid_request` → permanent; any other answer — `request_in_progress`, an
+/// unknown code, a non-200 status, a timeout or a lost connection — → unknown (the money may have
+/// moved).
 public struct HMACPayProvider: PaymentProvider {
   public let name: String
   private let baseURL: String
@@ -46,10 +50,28 @@ public struct HMACPayProvider: PaymentProvider {
       "request_id": charge.idempotencyKey, "amount_minor": charge.amountMinor, "currency": charge.currency,
       "payer": charge.payerAccount, "payee": charge.payeeAccount,
     ]
+    return await create("/hmacpay/v2/payments", body, operation: "charge")
+  }
+
+  /// Refunds `refund.chargeReference` (sent as `payment_reference`);
+  /// ``ProviderOutcome/succeeded(reference:)`` carries the refund's reference.
+  public func refund(_ refund: ProviderRefundRequest) async -> ProviderOutcome {
+    let body: [String: any Sendable] = [
+      "request_id": refund.idempotencyKey, "payment_reference": refund.chargeReference,
+      "amount_minor": refund.amountMinor, "currency": refund.currency, "reason": refund.reason,
+    ]
+    return await create("/hmacpay/v2/refunds", body, operation: "refund")
+  }
+
+  /// Posts a charge or refund request and classifies the answer.
+  private func create(_ path: String, _ body: [String: any Sendable], operation: String) async
+    -> ProviderOutcome
+  {
     let answer: Result
     do {
-      guard let result = try await post("/hmacpay/v2/payments", body) else {
-        return .unknown(reason: "the provider answered with an error status; the charge may have been made")
+      guard let result = try await post(path, body) else {
+        return .unknown(
+          reason: "the provider answered with an error status; the \(operation) may have been made")
       }
       answer = result
     } catch {
@@ -66,13 +88,25 @@ public struct HMACPayProvider: PaymentProvider {
       return .permanentFailure(code: answer.code, message: "\(name) refused the request as invalid")
     default:
       return .unknown(
-        reason: "\(name) answered \(answer.result)/\(answer.code); the charge may have been made")
+        reason: "\(name) answered \(answer.result)/\(answer.code); the \(operation) may have been made")
     }
   }
 
   public func inquire(idempotencyKey: String) async -> ProviderInquiry {
+    await inquire("/hmacpay/v2/payments/status", idempotencyKey: idempotencyKey)
+  }
+
+  /// Looks the refund up by its key (`/hmacpay/v2/refunds/status`): `approved` →
+  /// ``ProviderInquiry/charged(reference:)`` (refunded), `unknown_request` →
+  /// ``ProviderInquiry/notCharged``.
+  public func inquireRefund(idempotencyKey: String) async -> ProviderInquiry {
+    await inquire("/hmacpay/v2/refunds/status", idempotencyKey: idempotencyKey)
+  }
+
+  /// Asks a status endpoint about the request with `idempotencyKey`.
+  private func inquire(_ path: String, idempotencyKey: String) async -> ProviderInquiry {
     do {
-      guard let answer = try await post("/hmacpay/v2/payments/status", ["request_id": idempotencyKey]) else {
+      guard let answer = try await post(path, ["request_id": idempotencyKey]) else {
         return .unavailable(reason: "the provider answered with an error status")
       }
       switch answer.result {

@@ -21,6 +21,31 @@ public struct ProviderChargeRequest: Sendable, Hashable {
   }
 }
 
+/// A refund the dispatcher asks a provider to make: money back from a charge it made.
+public struct ProviderRefundRequest: Sendable, Hashable {
+  /// Stable per refund (the refund ID): a repeated call with it cannot refund twice.
+  public var idempotencyKey: String
+  /// The provider's reference of the charge to refund (`Payment.provider_reference`).
+  public var chargeReference: String
+  /// The idempotency key the charge was made with (the payment ID).
+  public var chargeKey: String
+  public var amountMinor: Int64
+  public var currency: String
+  public var reason: String
+
+  public init(
+    idempotencyKey: String, chargeReference: String, chargeKey: String, amountMinor: Int64, currency: String,
+    reason: String
+  ) {
+    self.idempotencyKey = idempotencyKey
+    self.chargeReference = chargeReference
+    self.chargeKey = chargeKey
+    self.amountMinor = amountMinor
+    self.currency = currency
+    self.reason = reason
+  }
+}
+
 /// What became of a provider call, in the outcome classes of docs/design.md §5.
 ///
 /// The classes differ in what they say about the money: only ``succeeded(reference:)`` says
@@ -75,4 +100,11 @@ public protocol PaymentProvider: Sendable {
   func charge(_ request: ProviderChargeRequest) async -> ProviderOutcome
   /// Looks up what the charge call with `idempotencyKey` did.
   func inquire(idempotencyKey: String) async -> ProviderInquiry
+  /// Makes the refund, idempotently by `request.idempotencyKey`. The outcome classes mean the
+  /// same as for a charge, with "refunded" for "charged": ``ProviderOutcome/succeeded(reference:)``
+  /// says the money went back (`reference`: the provider's ID of the refund).
+  func refund(_ request: ProviderRefundRequest) async -> ProviderOutcome
+  /// Looks up what the refund call with `idempotencyKey` did: ``ProviderInquiry/charged(reference:)``
+  /// means it refunded, ``ProviderInquiry/notCharged`` that it did not and cannot anymore.
+  func inquireRefund(idempotencyKey: String) async -> ProviderInquiry
 }
