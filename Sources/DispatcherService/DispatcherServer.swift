@@ -83,6 +83,8 @@ public struct DispatcherServer: Sendable {
   /// Runs until the task is cancelled; calls `onListening` with the health endpoint's port.
   public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
     try configuration.validate()
+    // Before anything that must be closed again: this fails only on a broken descriptor set.
+    let reflection = try ReflectionService(files: PaymentsDescriptors.dispatcherFiles)
     let configuration = self.configuration
     let logger = self.logger
     let pool = PostgresConnectionPool(
@@ -144,7 +146,7 @@ public struct DispatcherServer: Sendable {
       transport: transport,
       services: [
         PaymentDispatcherHandler(store: store, logger: logger), health,
-        try ReflectionService(files: PaymentsDescriptors.dispatcherFiles),
+        reflection,
       ],
       interceptors: [
         RPCMetricsInterceptor(),
