@@ -44,6 +44,7 @@ struct ProcessInteropTests {
     let commandPort = try freePort()
     let queryPort = try freePort()
     let dispatcherPort = try freePort()
+    let sandboxPort = try freePort()
     let common = ["--database-url", url, "--kafka-brokers", cluster.bootstrapServers, "--host", "127.0.0.1"]
     let command = try start(
       [
@@ -52,17 +53,26 @@ struct ProcessInteropTests {
       ] + common,
       log: directory + "/command.log")
     let query = try start(["query", "--port", String(queryPort)] + common, log: directory + "/query.log")
-    // A dispatcher that does not serve "parked", the Python client's provider: its payment waits,
-    // ACCEPTED, to be cancelled.
+    // The sandbox in its non-idempotent mode: a refund sent twice would show as two.
+    let sandbox = try start(
+      ["provider-sandbox", "--host", "127.0.0.1", "--port", String(sandboxPort), "--non-idempotent"],
+      log: directory + "/sandbox.log")
+    // A dispatcher that does not serve "parked", the Python client's first provider: that payment
+    // waits, ACCEPTED, to be cancelled; its "sandbox" payment is charged, then refunded.
     let dispatcher = try start(
-      ["dispatcher", "--port", String(dispatcherPort), "--provider", "sandbox=http://127.0.0.1:9"] + common,
+      [
+        "dispatcher", "--port", String(dispatcherPort), "--provider",
+        "sandbox=http://127.0.0.1:\(sandboxPort)",
+      ]
+        + common,
       log: directory + "/dispatcher.log")
     defer {
-      for pid in [command, query, dispatcher] { kill(pid, SIGKILL) }
+      for pid in [command, query, dispatcher, sandbox] { kill(pid, SIGKILL) }
     }
     try await waitForListener(commandPort, pid: command, log: directory + "/command.log")
     try await waitForListener(queryPort, pid: query, log: directory + "/query.log")
     try await waitForListener(dispatcherPort, pid: dispatcher, log: directory + "/dispatcher.log")
+    try await waitForListener(sandboxPort, pid: sandbox, log: directory + "/sandbox.log")
 
     let output = try await PythonPeer.run(
       "interop/payments_client.py",
@@ -87,9 +97,24 @@ struct ProcessInteropTests {
       lines.contains { $0.hasPrefix("cancel-invalid INVALID_ARGUMENT") && $0.contains("payment_id") },
       "\(output)")
     #expect(lines.contains("got-cancelled \(paymentID) PAYMENT_STATUS_CANCELED"), "\(output)")
+    let refunded = try #require(lines.first { $0.hasPrefix("refunded ") }, "\(output)").split(separator: " ")
+    let refundID = String(refunded[1])
+    #expect(RefundID.isWellFormed(refundID))
+    #expect(refunded[2] == "REFUND_STATUS_PENDING" && refunded[3] == "False" && refunded[4] == "2345")
+    #expect(lines.contains("refund-replayed \(refundID) True"), "\(output)")
+    #expect(
+      lines.contains {
+        $0.hasPrefix("refund-too-much FAILED_PRECONDITION") && $0.contains("10000 of 12345 BHD")
+      }, "\(output)")
+    #expect(
+      lines.contains { $0.hasPrefix("refund-cancelled FAILED_PRECONDITION") && $0.contains("is CANCELED") },
+      "\(output)")
+    #expect(
+      lines.contains { $0.hasPrefix("got-refund \(refundID) REFUND_STATUS_SUCCEEDED pay_") }, "\(output)")
+    #expect(lines.contains("payment-refunds 1 2345 BHD"), "\(output)")
 
     // SIGTERM stops the services cleanly.
-    for pid in [command, query, dispatcher] {
+    for pid in [command, query, dispatcher, sandbox] {
       kill(pid, SIGTERM)
       let status = try await ChildProcess.wait(pid)
       #expect(status == 0, "exit status \(status)")

@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 import tempfile
+import time
 import uuid
 
 import grpc
@@ -106,6 +107,54 @@ def main():
         query_pb2.GetPaymentRequest(payment_id=payment_id, min_version=cancelled.payment.version), metadata=auth,
         timeout=20)
     print("got-cancelled", final.payment_id, payment_pb2.PaymentStatus.Name(final.status))
+
+    # RefundPayment of a charged payment: partial, repeated, too much; of the cancelled one.
+    charged_request = command_pb2.SubmitPaymentRequest()
+    charged_request.CopyFrom(request)
+    charged_request.idempotency_key = "py-charged-" + str(uuid.uuid4())
+    charged_request.provider = "sandbox"
+    charged = commands.SubmitPayment(charged_request, metadata=auth, timeout=10).payment
+    for update in queries.WatchPayment(query_pb2.WatchPaymentRequest(payment_id=charged.payment_id),
+                                       metadata=auth, timeout=60):
+        if update.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
+            break
+    refund_request = command_pb2.RefundPaymentRequest(
+        idempotency_key="py-refund-" + str(uuid.uuid4()), payment_id=charged.payment_id, amount_minor=2345,
+        currency="BHD", reason="returned goods")
+    refund = commands.RefundPayment(refund_request, metadata=auth, timeout=20)
+    print("refunded", refund.refund.refund_id, payment_pb2.RefundStatus.Name(refund.refund.status), refund.replayed,
+          refund.refund.amount.amount_minor)
+    again = commands.RefundPayment(refund_request, metadata=auth, timeout=20)
+    print("refund-replayed", again.refund.refund_id, again.replayed)
+    for name, change in [("refund-too-much", {"amount_minor": 10001}), ("refund-cancelled", {"payment_id": payment_id})]:
+        bad_refund = command_pb2.RefundPaymentRequest()
+        bad_refund.CopyFrom(refund_request)
+        bad_refund.idempotency_key = "py-refund-" + str(uuid.uuid4())
+        for field, value in change.items():
+            setattr(bad_refund, field, value)
+        try:
+            commands.RefundPayment(bad_refund, metadata=auth, timeout=20)
+            print(name, "accepted?!")
+        except grpc.RpcError as error:
+            print(name, error.code().name, error.details())
+    got_refund = None
+    for _ in range(200):
+        try:
+            got_refund = queries.GetRefund(query_pb2.GetRefundRequest(refund_id=refund.refund.refund_id),
+                                           metadata=auth, timeout=10)
+            if got_refund.status == payment_pb2.REFUND_STATUS_SUCCEEDED:
+                break
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        time.sleep(0.1)
+    if got_refund is not None:
+        print("got-refund", got_refund.refund_id, payment_pb2.RefundStatus.Name(got_refund.status),
+              got_refund.payment_id)
+    refunded_payment = queries.GetPayment(query_pb2.GetPaymentRequest(payment_id=charged.payment_id), metadata=auth,
+                                          timeout=10)
+    print("payment-refunds", len(refunded_payment.refunds), refunded_payment.refunded.amount_minor,
+          refunded_payment.refunded.currency)
 
 
 if __name__ == "__main__":
