@@ -6,8 +6,8 @@ import PaymentsProto
 public import ServiceKit
 import Synchronization
 
-/// Executes payments (docs/design.md §5–§7): one rate-limit grant per provider call, one
-/// fenced claim per grant, the decisions in ``WorkDecision``.
+/// Executes payments and refunds (docs/design.md §5–§7): one rate-limit grant per provider call,
+/// one fenced claim per grant, the decisions in ``WorkDecision`` and ``RefundDecision``.
 ///
 /// One round of a worker:
 /// 1. A payment of a served provider that expired or was cancelled and cannot have been charged
@@ -145,6 +145,9 @@ public struct PaymentWorker: Sendable {
     }
     guard beganAt - grant.grantedAt <= limiter.callSlack.microseconds / 2 else {
       await limiter.cancel(grant)
+      logger.warning(
+        "the rate-limit grant is too old to send the refund request safely; the refund goes back",
+        metadata: ["grant_age_ms": "\((beganAt - grant.grantedAt) / 1000)"])
       _ = try await store.applyRefund(
         RefundDecision.abandon(claimed, now: Date()), to: item,
         callOutcome: CallRecord(kind: kind, outcome: "not_sent", detail: "grant too old"))
@@ -276,7 +279,7 @@ public final class ProviderHealth: Sendable {
     switch result {
     case .charge(.configurationError(let reason)), .inquiry(.configurationError(let reason)):
       logger.error(
-        "the provider refuses the platform's credentials; its payments wait until this is fixed",
+        "the provider refuses the platform's credentials; its payments and refunds wait until this is fixed",
         metadata: ["reason": "\(reason)"])
       refusedNow = true
     case .charge(.unknown), .charge(.transientFailure), .inquiry(.unavailable):

@@ -364,7 +364,8 @@ extension PaymentDispatcherHandler {
     _ request: Payments_V1_RefundPaymentRequest, context: ServerContext
   ) async throws -> Payments_V1_RefundPaymentResponse {
     let client = try AuthenticatedClient.required()
-    let violations = PaymentOrderRules().violations(of: request)
+    // The command service checked its configured maximum; here the payment's amount bounds it.
+    let violations = PaymentOrderRules(maximumAmountMinor: .max).violations(of: request)
     guard violations.isEmpty else {
       throw RPCError(
         .invalidArgument,

@@ -260,17 +260,25 @@ public struct WorkStore: Sendable {
     )[0].decode(Int.self, at: 0)
   }
 
-  /// Gives back every payment this instance holds, so that another instance takes it over at
+  /// Gives back every payment and refund this instance holds, so that another instance takes it over at
   /// once instead of after the lease (on shutdown). A payment left `PROCESSING` is inquired
   /// about first by whoever takes it, so a call that may have charged is never repeated blindly.
   @discardableResult
   public func releaseLeases() async throws -> Int {
-    try await pool.query(
+    let payments = try await pool.query(
       """
       UPDATE dispatcher.payments SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
       WHERE lease_owner = \(owner) RETURNING payment_id
       """
     ).count
+    // A refund cut off mid-call keeps its unknown outcome: its next owner inquires first.
+    let refunds = try await pool.query(
+      """
+      UPDATE dispatcher.refunds SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+      WHERE lease_owner = \(owner) RETURNING refund_id
+      """
+    ).count
+    return payments + refunds
   }
 
   /// The fence before a provider call: if this claim still holds the payment, moves it to

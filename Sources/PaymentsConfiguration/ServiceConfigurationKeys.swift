@@ -160,7 +160,7 @@ public enum ServiceConfigurationKeys {
       "port", .integer, default: "8090", "Port (0 picks a free port; the bound port is printed)."),
     ConfigurationKey(
       "rate-limit", .integer, default: "2",
-      "Calls per second it accepts on /v1/charges; more get 429 and count as violations."),
+      "Calls per second it accepts (charges, refunds, lookups); more get 429 and count as violations."),
     ConfigurationKey(
       "internal-error-rate", .number, default: "0", "Share of charge requests that fail with 500 (0...1)."),
     ConfigurationKey(

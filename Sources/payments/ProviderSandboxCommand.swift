@@ -22,7 +22,8 @@ struct ProviderSandboxCommand: AsyncParsableCommand {
   @Option(help: "Port (0 picks a free port; the bound port is printed).")
   var port: Int?
 
-  @Option(help: "Calls per second it accepts on /v1/charges; more get 429 and count as violations.")
+  @Option(
+    help: "Calls per second it accepts (charges, refunds, lookups); more get 429 and count as violations.")
   var rateLimit: Int?
 
   @Option(help: "Share of charge requests that fail with 500 (0...1).")

@@ -145,8 +145,10 @@ struct RefundCommand: AsyncParsableCommand {
 
   func validate() throws {
     if refundID != nil {
-      guard paymentID == nil, amount == nil else {
-        throw ValidationError("--get takes no payment ID or --amount")
+      guard paymentID == nil, amount == nil, currency == nil, reason.isEmpty, idempotencyKey == nil else {
+        throw ValidationError(
+          "--get takes only the refund ID (no payment ID, --amount, --currency, --reason or --idempotency-key)"
+        )
       }
     } else {
       guard paymentID != nil, amount != nil, currency != nil else {
@@ -173,7 +175,9 @@ struct RefundCommand: AsyncParsableCommand {
       let end = clock.now + .milliseconds(Int64(waitTimeout * 1000))
       while !refund.status.isTerminal {
         guard clock.now < end else {
-          throw CtlError.other("refund \(refund.id) is still \(refund.status.rawValue)")
+          throw CtlError.rpc(
+            .deadlineExceeded, "refund \(refund.id) is still \(refund.status.rawValue) after \(waitTimeout) s"
+          )
         }
         try await Task.sleep(for: .milliseconds(200))
         do {

@@ -10,7 +10,8 @@ struct PaymentsCtl: AsyncParsableCommand {
     discussion: """
       Generic commands (any gRPC server; schemas from server reflection, --proto files or the
       embedded payments contract): list, describe, call.
-      Payment shortcuts (the API key from $PAYMENTS_API_KEY): submit, get, list-payments, watch, load.
+      Payment shortcuts (the API key from $PAYMENTS_API_KEY): submit, get, cancel, refund,
+      list-payments, watch, events, load.
 
       Exit status: 0 on success; 64 + the gRPC status code when a call fails (as grpcurl);
       1 for a payment that ended FAILED or CANCELED under --wait, and for other errors.

@@ -66,7 +66,8 @@ struct MoneyTests {
 @Suite("SDK: PaymentsClient against the real services")
 struct PaymentsClientTests {
   @Test(
-    "submit, wait for completion, read by ID and by key, list page by page, watch, cancel, the event feed")
+    "submit, wait for completion, read by ID and by key, list page by page, watch, cancel, the event feed, refunds"
+  )
   func happyPath() async throws {
     try await withDispatcherStack(
       sandbox: { $0.rateLimit = 20 }, dispatcher: { $0.rateLimiter.defaultLimit = 20 }
@@ -125,6 +126,42 @@ struct PaymentsClientTests {
           break
         }
         #expect(watched == [all[all.count - 1]])
+
+        // Refunds: partial, retried with its key (a replay), too much (the amounts named),
+        // in another currency (refused); the refund and its payment as the query side has them.
+        let refund = try await client.refundPayment(
+          first.id, amount: try Money("2.30 EUR"), reason: "returned", idempotencyKey: "sdk-refund-1")
+        #expect(
+          refund.refund.status == .pending && !refund.replayed && refund.idempotencyKey == "sdk-refund-1")
+        #expect(
+          refund.refund.amount == Money(minorUnits: 230, currency: "EUR")
+            && refund.refund.paymentID == first.id)
+        let replay = try await client.refundPayment(
+          first.id, amount: try Money("2.30 EUR"), reason: "returned", idempotencyKey: "sdk-refund-1")
+        #expect(replay.replayed && replay.refund.id == refund.refund.id)
+        let tooMuch = await sdkError {
+          _ = try await client.refundPayment(first.id, amount: try Money("10.01 EUR"))
+        }
+        #expect(tooMuch?.code == .failedPrecondition && tooMuch?.message.contains("1000 of 1230 EUR") == true)
+        let otherCurrency = await sdkError {
+          _ = try await client.refundPayment(first.id, amount: try Money("1.00 USD"))
+        }
+        #expect(
+          otherCurrency?.code == .failedPrecondition && otherCurrency?.message.contains("is in EUR") == true)
+        var shown: Refund?
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(60)
+        while clock.now < end {
+          shown = try? await client.refund(id: refund.refund.id)
+          if shown?.status.isTerminal == true { break }
+          try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(
+          shown?.status == .succeeded && shown?.reason == "returned"
+            && shown?.providerReference.isEmpty == false)
+        let refunded = try await client.payment(id: first.id)
+        #expect(refunded.status == .succeeded && refunded.refunded == Money(minorUnits: 230, currency: "EUR"))
+        #expect(refunded.refunds.map(\.id) == [refund.refund.id] && refunded.version > final.version)
       }
     }
   }

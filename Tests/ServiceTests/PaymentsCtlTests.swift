@@ -51,7 +51,8 @@ struct PaymentsCtlTests {
       let methods = try await paymentsctl(["list", query, "payments.v1.PaymentQueryService", "--plaintext"])
       #expect(
         methods.output.split(separator: "\n").sorted() == [
-          "payments.v1.PaymentQueryService.GetPayment", "payments.v1.PaymentQueryService.ListEvents",
+          "payments.v1.PaymentQueryService.GetPayment", "payments.v1.PaymentQueryService.GetRefund",
+          "payments.v1.PaymentQueryService.ListEvents",
           "payments.v1.PaymentQueryService.ListPayments", "payments.v1.PaymentQueryService.WatchEvents",
           "payments.v1.PaymentQueryService.WatchPayment",
         ], "\(methods.output)")
@@ -209,7 +210,7 @@ struct PaymentsCtlTests {
     #expect(failed.output.contains("NOT_FOUND: no such thing"))
   }
 
-  @Test("payment shortcuts: submit --wait, get, list-payments, watch, load, cancel, events")
+  @Test("payment shortcuts: submit --wait, get, list-payments, watch, load, cancel, refund, events")
   func shortcuts() async throws {
     try await withDispatcherStack(
       sandbox: { $0.rateLimit = 50 }, dispatcher: { $0.rateLimiter.defaultLimit = 50 }
@@ -277,6 +278,26 @@ struct PaymentsCtlTests {
       let refused = try await paymentsctl(["cancel", String(id)] + endpoints, environment: environment)
       #expect(refused.status == 64 + 9, "\(refused.output)")
       #expect(refused.output.contains("is SUCCEEDED: it was charged"))
+      // refund: partial, waited for; too much is refused with the amounts; --get shows it.
+      let refunded = try await paymentsctl(
+        ["refund", String(id), "--amount", "2.00", "--currency", "EUR", "--reason", "returned", "--wait"]
+          + endpoints, environment: environment)
+      #expect(refunded.status == 0, "\(refunded.output)")
+      #expect(refunded.output.contains("status: PENDING") && refunded.output.contains("status: SUCCEEDED"))
+      #expect(refunded.output.contains("amount: 2.00 EUR") && refunded.output.contains("reason: returned"))
+      let refundID = try #require(
+        refunded.output.split(separator: "\n").first { $0.hasPrefix("refund_id: ") }?.dropFirst(11))
+      let tooMuch = try await paymentsctl(
+        ["refund", String(id), "--amount", "10.35", "--currency", "EUR"] + endpoints, environment: environment
+      )
+      #expect(tooMuch.status == 64 + 9, "\(tooMuch.output)")
+      #expect(tooMuch.output.contains("1034 of 1234 EUR"), "\(tooMuch.output)")
+      let gotRefund = try await paymentsctl(
+        ["refund", "--get", String(refundID)] + endpoints, environment: environment)
+      #expect(gotRefund.output.contains("status: SUCCEEDED"), "\(gotRefund.output)")
+      let withRefund = try await paymentsctl(["get", String(id)] + endpoints, environment: environment)
+      #expect(withRefund.output.contains("refunded: 2.00 EUR"), "\(withRefund.output)")
+      #expect(withRefund.output.contains("refund: \(refundID) SUCCEEDED 2.00 EUR"), "\(withRefund.output)")
       let events = try await paymentsctl(["events", "--limit", "5"] + endpoints, environment: environment)
       let lines = events.output.split(separator: "\n")
       #expect(events.status == 0 && lines.count == 5, "\(events.output)")
