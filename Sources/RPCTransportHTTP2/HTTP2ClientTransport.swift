@@ -23,8 +23,20 @@ public final class HTTP2ClientTransport: ClientTransport {
     public var userAgent = "payments-swift-grpc/1"
     /// TLS (ALPN `h2`); `nil` (the default) speaks plaintext h2c.
     public var tls: TLSContext? = nil
-    /// The name the server's certificate must carry (and SNI); defaults to ``host``.
+    /// The name the server's certificate must carry (and SNI); defaults to ``authority``'s host,
+    /// else ``host``.
     public var serverName: String? = nil
+    /// Sent as `:authority`; defaults to `host:port`.
+    public var authority: String? = nil
+
+    /// ``authority`` without its port.
+    var authorityHost: String? {
+      guard let authority else { return nil }
+      if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") {
+        return String(authority[authority.index(after: authority.startIndex)..<end])
+      }
+      return authority.split(separator: ":", maxSplits: 1).first.map(String.init)
+    }
 
     public init(host: String, port: Int) {
       self.host = host
@@ -70,7 +82,7 @@ public final class HTTP2ClientTransport: ClientTransport {
     var headers = [
       HTTP2Header(":method", "POST"), HTTP2Header(":scheme", configuration.tls == nil ? "http" : "https"),
       HTTP2Header(":path", method.path),
-      HTTP2Header(":authority", "\(configuration.host):\(configuration.port)"),
+      HTTP2Header(":authority", configuration.authority ?? "\(configuration.host):\(configuration.port)"),
       HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
       HTTP2Header("user-agent", configuration.userAgent),
     ]
@@ -100,6 +112,16 @@ public final class HTTP2ClientTransport: ClientTransport {
         inbound: stream.value.parts!.elements))
   }
 
+  /// Opens the connection now (TCP; TLS completes with the first call) instead of with the first
+  /// call: `UNAVAILABLE` when the server cannot be reached.
+  public func connect() async throws {
+    do {
+      try await loop.submit { [self] in _ = try currentConnection() }
+    } catch is EventLoopStoppedError {
+      throw RPCError(.unavailable, "the client transport is closed")
+    }
+  }
+
   /// Loop side: the connection new calls use, opened if needed.
   private func currentConnection() throws -> GRPCConnection {
     guard !state.closed else { throw RPCError(.unavailable, "the client transport is closed") }
@@ -116,7 +138,9 @@ public final class HTTP2ClientTransport: ClientTransport {
       settings: HTTP2Session.Settings(),
       limits: GRPCConnection.Limits(maximumReceiveMessageBytes: configuration.maximumReceiveMessageBytes),
       tls: try configuration.tls.map {
-        try TLSConnection(context: $0, serverName: configuration.serverName ?? configuration.host)
+        try TLSConnection(
+          context: $0,
+          serverName: configuration.serverName ?? configuration.authorityHost ?? configuration.host)
       },
       logger: logger)
     connection.onClose = { [state] closed in

@@ -50,9 +50,12 @@ public final class TLSContext: @unchecked Sendable {
 
   /// A client context that trusts the PEM certificates at `trustedCertificatesPath`, or the
   /// system's trust store when `nil`. With `certificateChainPath` and `privateKeyPath` it
-  /// presents that certificate to servers that ask for one (mutual TLS).
+  /// presents that certificate to servers that ask for one (mutual TLS). `verifyingServer: false`
+  /// accepts any server certificate (for debugging tools only: it offers no protection).
   public static func client(
-    trustedCertificatesPath: String? = nil, certificateChainPath: String? = nil, privateKeyPath: String? = nil
+    trustedCertificatesPath: String? = nil, certificateChainPath: String? = nil,
+    privateKeyPath: String? = nil,
+    verifyingServer: Bool = true
   ) throws(TLSError) -> TLSContext {
     let context = try TLSContext(isServer: false)
     if let trustedCertificatesPath {
@@ -62,7 +65,8 @@ public final class TLSContext: @unchecked Sendable {
     } else {
       SSL_CTX_set_default_verify_paths(context.context)
     }
-    SSL_CTX_set_verify(context.context, SSL_VERIFY_PEER, nil)
+    // Without verification (a debugging tool's --insecure) any certificate and name is accepted.
+    SSL_CTX_set_verify(context.context, verifyingServer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nil)
     switch (certificateChainPath, privateKeyPath) {
     case (let chain?, let key?): try context.use(certificateChainPath: chain, privateKeyPath: key)
     case (nil, nil): break

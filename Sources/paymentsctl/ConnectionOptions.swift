@@ -13,13 +13,48 @@ struct ConnectionOptions: ParsableArguments {
   @Option(help: "With TLS: trust the certificate authorities in this PEM file (default: the system's).")
   var cacert: String?
 
+  @Flag(help: "With TLS: accept any server certificate (no verification; for debugging only).")
+  var insecure = false
+
+  @Option(name: .customLong("cert"), help: "With TLS: present this PEM client certificate (with --key).")
+  var clientCertificate: String?
+
+  @Option(name: .customLong("key"), help: "With TLS: the PEM private key of --cert.")
+  var clientKey: String?
+
+  @Option(
+    help:
+      "With TLS: the name the server's certificate must carry (default: --authority's host, else the address's)."
+  )
+  var servername: String?
+
+  @Option(help: "The :authority sent with every call (default: the address).")
+  var authority: String?
+
   @Option(
     name: [.customShort("H"), .customLong("header")],
-    help: "Request metadata as 'name: value' (repeatable).")
+    help: "Metadata for every call, reflection included, as 'name: value' (repeatable).")
   var headers: [String] = []
 
-  @Option(name: .customLong("max-time"), help: "Seconds the whole operation may take.")
+  @Option(name: .customLong("rpc-header"), help: "Metadata for the method call only (repeatable).")
+  var rpcHeaders: [String] = []
+
+  @Option(name: .customLong("reflect-header"), help: "Metadata for reflection requests only (repeatable).")
+  var reflectHeaders: [String] = []
+
+  @Option(name: .customLong("max-time"), help: "Seconds the whole operation may take (reflection included).")
   var maxTime: Double?
+
+  @Option(
+    name: .customLong("max-msg-sz"), help: "The largest response message accepted, in bytes (default 4 MiB).")
+  var maxMessageSize: Int?
+
+  @Option(
+    name: .customLong("keepalive-time"),
+    help:
+      "Accepted for grpcurl compatibility; paymentsctl's connections live for one command, so it sends no pings."
+  )
+  var keepaliveTime: Double?
 
   @Option(name: .customLong("connect-timeout"), help: "Seconds connecting may take.")
   var connectTimeout: Double = 10
@@ -27,10 +62,16 @@ struct ConnectionOptions: ParsableArguments {
   @Flag(name: .shortAndLong, help: "Show request and response headers, trailers and timing (on stderr).")
   var verbose = false
 
-  /// The `-H` headers as metadata, with `authorization: Bearer $PAYMENTS_API_KEY` unless a `-H`
-  /// sets `authorization` itself.
-  func metadata(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Metadata {
+  /// Which requests metadata is for: the method call or reflection.
+  enum Purpose { case call, reflection }
+
+  /// The `-H` headers and those for `purpose` (`--rpc-header`, `--reflect-header`) as metadata,
+  /// with `authorization: Bearer $PAYMENTS_API_KEY` unless a header sets `authorization` itself.
+  func metadata(
+    for purpose: Purpose = .call, environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws -> Metadata {
     var metadata = Metadata()
+    let headers = self.headers + (purpose == .call ? rpcHeaders : reflectHeaders)
     let ownAuthorization = headers.contains {
       $0.split(separator: ":", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased()
         == "authorization"
@@ -59,8 +100,25 @@ struct ConnectionOptions: ParsableArguments {
     return metadata
   }
 
-  /// The deadline of an operation, from --max-time.
-  var timeout: Duration? { maxTime.map { .milliseconds(Int64($0 * 1000)) } }
+  /// What is left of --max-time, which counts from the start of the command: reflection and the
+  /// call share it.
+  var timeout: Duration? {
+    maxTime.map { .milliseconds(Int64($0 * 1000)) - (ContinuousClock.now - commandStart) }
+  }
+
+  /// A transport to `address`, connected: a server that cannot be reached fails here, as
+  /// grpcurl's "Failed to dial target host" (exit 1), not as an RPC status.
+  func dial(_ address: String) async throws -> HTTP2ClientTransport {
+    let transport = try transport(to: address)
+    do {
+      try await transport.connect()
+    } catch {
+      transport.close()
+      throw CtlError.other(
+        "Failed to dial target host \"\(address)\": \((error as? RPCError)?.message ?? "\(error)")")
+    }
+    return transport
+  }
 
   /// A transport to `address` (`HOST:PORT`).
   func transport(to address: String) throws -> HTTP2ClientTransport {
@@ -68,9 +126,20 @@ struct ConnectionOptions: ParsableArguments {
     var configuration = HTTP2ClientTransport.Configuration(host: host, port: port)
     configuration.connectTimeout = .milliseconds(Int64(connectTimeout * 1000))
     configuration.userAgent = "paymentsctl/1"
+    configuration.authority = authority
+    configuration.serverName = servername
+    if let maxMessageSize {
+      guard maxMessageSize > 0 else { throw ValidationError("--max-msg-sz must be greater than 0") }
+      configuration.maximumReceiveMessageBytes = maxMessageSize
+    }
     if !plaintext {
+      guard (clientCertificate == nil) == (clientKey == nil) else {
+        throw ValidationError("--cert and --key go together")
+      }
       do {
-        configuration.tls = try TLSContext.client(trustedCertificatesPath: cacert)
+        configuration.tls = try TLSContext.client(
+          trustedCertificatesPath: cacert, certificateChainPath: clientCertificate, privateKeyPath: clientKey,
+          verifyingServer: !insecure)
       } catch {
         throw CtlError.other("cannot set up TLS: \(error)")
       }
@@ -80,6 +149,9 @@ struct ConnectionOptions: ParsableArguments {
     return HTTP2ClientTransport(configuration: configuration, logger: logger)
   }
 }
+
+/// When the command started (--max-time counts from here); set first thing in `main`.
+nonisolated(unsafe) var commandStart = ContinuousClock.now
 
 /// Splits `HOST:PORT` (the host may be a bracketed IPv6 address).
 func parseAddress(_ address: String) throws -> (String, Int) {

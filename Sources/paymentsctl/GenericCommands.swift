@@ -31,9 +31,15 @@ struct ListCommand: AsyncParsableCommand {
         for service in pool.services { print(service.fullName) }
       } else {
         let reflection = try ReflectionClient(
-          transport: try connection.transport(to: server!), connection: connection)
+          transport: try await connection.dial(server!), connection: connection)
         defer { reflection.close() }
-        for service in try await reflection.services() { print(service) }
+        let services: [String]
+        do {
+          services = try await reflection.services()
+        } catch {
+          throw CtlError.other("Failed to list services: \(reflectionFailure(error))")
+        }
+        for service in services { print(service) }
       }
     }
   }
@@ -42,9 +48,12 @@ struct ListCommand: AsyncParsableCommand {
 /// `paymentsctl describe [HOST:PORT] SYMBOL`.
 struct DescribeCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "describe", abstract: "Describe a service, method, message or enum.")
+    commandName: "describe", abstract: "Describe a service, method, message or enum (or every service).")
 
-  @Argument(help: "HOST:PORT (not needed with --proto or --embedded), then the fully qualified symbol.")
+  @Argument(
+    help:
+      "HOST:PORT (not needed with --proto, --protoset or --embedded), then a fully qualified symbol (none: every service)."
+  )
   var arguments: [String] = []
 
   @OptionGroup var connection: ConnectionOptions
@@ -53,8 +62,16 @@ struct DescribeCommand: AsyncParsableCommand {
   func run() async throws {
     try await reportingErrors {
       let (server, rest) = try splitServer(arguments, schema: schema)
-      guard rest.count == 1, let symbol = rest.first else {
-        throw ValidationError("describe takes one symbol")
+      guard rest.count <= 1 else { throw ValidationError("describe takes at most one symbol") }
+      guard let symbol = rest.first else {
+        // No symbol: every service, as grpcurl does.
+        let pool = try await schema.pool(server: server, connection: connection, symbols: [])
+        do {
+          print(try pool.services.map { try pool.describe($0.fullName) }.joined(separator: "\n"))
+        } catch {
+          throw CtlError.other("\(error)")
+        }
+        return
       }
       // A method's file is its service's.
       let lookup = symbol.split(separator: "/").first.map(String.init) ?? symbol
@@ -93,11 +110,55 @@ struct CallCommand: AsyncParsableCommand {
   @Flag(name: .customLong("emit-defaults"), help: "Print fields that have their default value too.")
   var emitDefaults = false
 
+  @Flag(
+    name: .customLong("allow-unknown-fields"),
+    help: "Skip request JSON fields (and enum names) the schema does not know instead of failing.")
+  var allowUnknownFields = false
+
+  @Option(help: "Request and response format: json (the only one paymentsctl speaks so far).")
+  var format = "json"
+
+  @Flag(
+    name: .customLong("format-error"),
+    help: "On an RPC error, print its status as JSON ({\"code\", \"message\"}) on standard error.")
+  var formatError = false
+
   @OptionGroup var connection: ConnectionOptions
   @OptionGroup var schema: SchemaOptions
 
+  func validate() throws {
+    guard format == "json" else {
+      throw ValidationError(
+        "--format \(format): paymentsctl reads and writes JSON only (text format is not supported yet)")
+    }
+  }
+
   func run() async throws {
-    try await reportingErrors { try await call() }
+    try await reportingErrors {
+      do {
+        try await call()
+      } catch let error as RPCError where formatError {
+        printStatusJSON(error.code, error.message)
+        throw ExitCode(64 + Int32(error.code.rawValue))
+      }
+    }
+  }
+
+  /// grpcurl's -format-error: the status as JSON (instead of `CODE: message`) on standard error.
+  private func printStatusJSON(_ code: RPCStatus.Code, _ message: String) {
+    var escaped = ""
+    for scalar in message.unicodeScalars {
+      switch scalar {
+      case "\"": escaped += "\\\""
+      case "\\": escaped += "\\\\"
+      case "\n": escaped += "\\n"
+      case _ where scalar.value < 0x20: escaped += String(format: "\\u%04x", scalar.value)
+      default: escaped.unicodeScalars.append(scalar)
+      }
+    }
+    // grpcurl ends it without a newline.
+    FileHandle.standardError.write(
+      Data("{\n  \"code\": \(code.rawValue),\n  \"message\": \"\(escaped)\"\n}".utf8))
   }
 
   private func call() async throws {
@@ -110,19 +171,20 @@ struct CallCommand: AsyncParsableCommand {
     guard let described = pool.method(methodName) else {
       throw CtlError.other("'\(method)' is not a method of the server's schema")
     }
-    let text = try readInput()
-    let documents = try splitJSONDocuments(text)
+    // As grpcurl: a request that cannot be read or does not fit the schema is the tool's error
+    // (exit 1), before anything is sent.
     let requests: [[UInt8]]
     do {
+      let documents = try splitJSONDocuments(try readInput())
       requests = try (documents.isEmpty ? ["{}"] : documents).map {
-        try pool.decodeJSON($0, as: described.inputType)
+        try pool.decodeJSON($0, as: described.inputType, ignoringUnknownFields: allowUnknownFields)
+      }
+      if !described.isClientStreaming, requests.count != 1 {
+        throw CtlError.other("\(methodName) takes exactly one request message (got \(requests.count))")
       }
     } catch {
-      throw CtlError.rpc(.invalidArgument, "bad request JSON: \(error)")
-    }
-    if !described.isClientStreaming, requests.count != 1 {
-      throw CtlError.rpc(
-        .invalidArgument, "\(methodName) takes exactly one request message (got \(requests.count))")
+      throw CtlError.other(
+        "Error invoking method \"\(method)\": error getting request data: \(reflectionFailure(error))")
     }
     let metadata = try connection.metadata()
     let kind: RPCCore.MethodDescriptor.Kind =
@@ -134,7 +196,7 @@ struct CallCommand: AsyncParsableCommand {
       }
     let descriptor = RPCCore.MethodDescriptor(
       service: serviceName, method: String(methodName[methodName.index(after: dot)...]), kind: kind)
-    let transport = try connection.transport(to: server)
+    let transport = try await connection.dial(server)
     defer { transport.close() }
     let client = RPCClient(transport: transport)
     let verbose = connection.verbose
@@ -254,18 +316,18 @@ func splitJSONDocuments(_ text: String) throws -> [String] {
       depth += 1
     } else if character == "}" || character == "]" {
       depth -= 1
-      if depth < 0 { throw CtlError.rpc(.invalidArgument, "bad request JSON: unbalanced '\(character)'") }
+      if depth < 0 { throw CtlError.other("unbalanced '\(character)'") }
       if depth == 0, let begin = start {
         documents.append(String(text[begin...index]))
         start = nil
       }
     } else if !character.isWhitespace, start == nil {
-      throw CtlError.rpc(.invalidArgument, "bad request JSON: expected an object, found '\(character)'")
+      throw CtlError.other("expected an object, found '\(character)'")
     }
     index = text.index(after: index)
   }
   if start != nil || depth != 0 {
-    throw CtlError.rpc(.invalidArgument, "bad request JSON: it ends too early")
+    throw CtlError.other("it ends too early")
   }
   return documents
 }

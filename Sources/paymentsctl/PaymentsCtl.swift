@@ -25,14 +25,17 @@ struct PaymentsCtl: AsyncParsableCommand {
   /// Runs with grpcurl's single-dash long flags (`-plaintext`, `-max-time 5`) read as ours
   /// (`--plaintext`, `--max-time 5`).
   static func main() async {
+    commandStart = .now
     await main(addressFirst(grpcurlStyle(CommandLine.arguments.dropFirst())))
   }
 
   /// Options of the generic commands that take a value (so that their values are not mistaken
   /// for the address or the method).
   static let valueOptions: Set<String> = [
-    "-d", "--data", "-H", "--header", "--max-time", "--connect-timeout", "--cacert", "--proto",
-    "--import-path",
+    "-d", "--data", "-H", "--header", "--rpc-header", "--reflect-header", "--max-time", "--connect-timeout",
+    "--cacert", "--cert", "--key", "--servername", "--authority", "--max-msg-sz", "--keepalive-time",
+    "--proto",
+    "--import-path", "--protoset", "--protoset-out", "--format",
   ]
 
   /// grpcurl's order, `[flags] ADDR [list|describe] [SYMBOL]` and `[flags] ADDR METHOD`, as ours:

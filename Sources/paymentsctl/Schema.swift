@@ -17,32 +17,76 @@ struct SchemaOptions: ParsableArguments {
   @Option(name: .customLong("import-path"), help: "Where --proto files and their imports are (repeatable).")
   var importPaths: [String] = []
 
+  @Option(
+    name: .customLong("protoset"),
+    help: "Read schemas from this FileDescriptorSet file (protoc --descriptor_set_out; repeatable).")
+  var protosets: [String] = []
+
+  @Option(
+    name: .customLong("protoset-out"),
+    help: "Write the schema the command used to this file, as a FileDescriptorSet.")
+  var protosetOut: String?
+
   @Flag(help: "Use the payments contract compiled into paymentsctl instead of asking the server.")
   var embedded = false
 
   /// True when the schema does not need a server.
-  var isOffline: Bool { embedded || !protoFiles.isEmpty }
+  var isOffline: Bool { embedded || !protoFiles.isEmpty || !protosets.isEmpty }
 
   /// The schema for `symbols` (empty: every service the server lists).
   func pool(
     server: String?, connection: ConnectionOptions, symbols: [String]
   ) async throws -> DescriptorPool {
-    let files: [FileDescriptorProto]
-    if !protoFiles.isEmpty {
-      files = try compileProtoFiles()
+    var files: [FileDescriptorProto]
+    if !protoFiles.isEmpty || !protosets.isEmpty {
+      files = try (protoFiles.isEmpty ? [] : compileProtoFiles()) + readProtosets()
+      // A file may be in more than one set: keep one copy of each.
+      var seen: Set<String> = []
+      files = files.filter { seen.insert($0.name).inserted }
     } else if embedded {
       files = try Self.embeddedFiles()
     } else {
       guard let server else { throw ValidationError("give a server address, --proto files or --embedded") }
       let reflection = try ReflectionClient(
-        transport: try connection.transport(to: server), connection: connection)
+        transport: try await connection.dial(server), connection: connection)
       defer { reflection.close() }
-      files = try await reflection.files(for: symbols)
+      do {
+        files = try await reflection.files(for: symbols)
+      } catch {
+        // As grpcurl: the schema could not be had, which is not the status of a call (exit 1).
+        throw CtlError.other(
+          "Failed to resolve \(symbols.joined(separator: ", ")): \(reflectionFailure(error))")
+      }
     }
+    let pool: DescriptorPool
     do {
-      return try DescriptorPool(files: files)
+      pool = try DescriptorPool(files: files)
     } catch {
       throw CtlError.other("the schema is incomplete: \(error)")
+    }
+    if let protosetOut {
+      var set = FileDescriptorSet()
+      set.files = files.sorted { $0.name < $1.name }
+      do {
+        try Data(set.serializedBytes()).write(to: URL(fileURLWithPath: protosetOut))
+      } catch {
+        throw CtlError.other("cannot write \(protosetOut): \(error)")
+      }
+    }
+    return pool
+  }
+
+  /// The files of the --protoset files.
+  private func readProtosets() throws -> [FileDescriptorProto] {
+    try protosets.flatMap { path -> [FileDescriptorProto] in
+      guard let contents = FileManager.default.contents(atPath: path) else {
+        throw CtlError.other("cannot read \(path)")
+      }
+      do {
+        return try FileDescriptorSet(serializedBytes: Array(contents)).files
+      } catch {
+        throw CtlError.other("\(path) is not a FileDescriptorSet: \(error)")
+      }
     }
   }
 
@@ -82,19 +126,29 @@ struct SchemaOptions: ParsableArguments {
   }
 }
 
+/// A reflection failure in words (its status code, when it has one).
+func reflectionFailure(_ error: any Error) -> String {
+  switch error {
+  case let error as RPCError: "\(error.code): \(error.message)"
+  case CtlError.rpc(let code, let message): "\(code): \(message)"
+  case CtlError.other(let message): message
+  default: "\(error)"
+  }
+}
+
 /// Asks a server's reflection service (v1, or v1alpha for older servers) for its schema.
 final class ReflectionClient {
   private let transport: HTTP2ClientTransport
   private let client: RPCClient
   private let metadata: Metadata
-  private let timeout: Duration?
+  private let connection: ConnectionOptions
   private var useAlpha = false
 
   init(transport: HTTP2ClientTransport, connection: ConnectionOptions) throws {
     self.transport = transport
     self.client = RPCClient(transport: transport)
-    self.metadata = try connection.metadata()
-    self.timeout = connection.timeout
+    self.metadata = try connection.metadata(for: .reflection)
+    self.connection = connection
   }
 
   func close() { transport.close() }
@@ -155,7 +209,7 @@ final class ReflectionClient {
       service: service, method: "ServerReflectionInfo", kind: .bidirectionalStreaming)
     do {
       return try await client.bidirectionalStreaming(
-        method, metadata: metadata, options: CallOptions(timeout: timeout),
+        method, metadata: metadata, options: CallOptions(timeout: connection.timeout),
         requests: { try await $0.write(request) },
         handle: { (responses: ClientResponseStream<Grpc_Reflection_V1_ServerReflectionResponse>) in
           guard let response = try await responses.next() else {

@@ -155,7 +155,7 @@ struct PaymentsCtlTests {
         "call", command, "payments.v1.PaymentCommandService/SubmitPayment", "--plaintext", "-d",
         "{\"nope\": 1}",
       ])
-      #expect(badJSON.status == 67, "\(badJSON.output)")
+      #expect(badJSON.status == 1, "as grpcurl: the tool's error, nothing was sent: \(badJSON.output)")
       #expect(badJSON.output.contains("nope"), "\(badJSON.output)")
       let unknownMethod = try await paymentsctl([
         "call", command, "payments.v1.PaymentCommandService/Nope", "--plaintext",
@@ -163,7 +163,7 @@ struct PaymentsCtlTests {
       #expect(unknownMethod.status == 1)
       #expect(unknownMethod.output.contains("is not a method"))
       let nothing = try await paymentsctl(["list", "127.0.0.1:\(try freePort())", "--plaintext"])
-      #expect(nothing.status == 78, "UNAVAILABLE (14): \(nothing.output)")
+      #expect(nothing.status == 1, "as grpcurl: no server is the tool's error, not a status: \(nothing.output)")
 
       // Offline schemas: the embedded contract and .proto files through protoc.
       let embedded = try await paymentsctl(["describe", "--embedded", "payments.v1.PaymentStatus"])
@@ -301,7 +301,10 @@ struct PaymentsCtlTests {
       let events = try await paymentsctl(["events", "--limit", "5"] + endpoints, environment: environment)
       let lines = events.output.split(separator: "\n")
       #expect(events.status == 0 && lines.count == 5, "\(events.output)")
-      #expect(lines.first?.hasPrefix("c1  ") == true && lines.first?.contains("\(id)  v1  ACCEPTED") == true)
+      // The first change the read model saw of the first payment (its ACCEPTED, unless the
+      // dispatcher's PROCESSING overtook it on the other topic: the feed never goes back a version).
+      #expect(
+        lines.first?.hasPrefix("c1  ") == true && lines.first?.contains("\(id)  v") == true, "\(events.output)")
       let rest = try await paymentsctl(
         ["events", "--after", String(lines.last!.prefix { $0 != " " })] + endpoints, environment: environment)
       #expect(rest.output.split(separator: "\n").first?.hasPrefix("c6  ") == true, "\(rest.output)")

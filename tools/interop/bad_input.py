@@ -13,7 +13,11 @@ defer to HTTP/2 itself):
                combining text at exactly the limit and one past it
   submit       SubmitPayment's rules: idempotency keys, currencies, required parts, distinct
                accounts, metadata, provider, the 64 KiB order limit, several errors at once
-  lookup       GetPayment / WatchPayment: malformed, unknown and other clients' payment IDs
+  refund       RefundPayment's rules: idempotency keys, currencies (refused codes, another one than
+               the payment's), reason text, amounts against a SUCCEEDED, a FAILED and a just-submitted
+               payment, key reuse, validation before the payment lookup, the 64 KiB limit
+  lookup       GetPayment / WatchPayment / CancelPayment / RefundPayment / GetRefund: malformed,
+               unknown and other clients' payment and refund IDs
   page-token   ListPayments tokens forged, truncated, altered, garbage or used with other filters
   garbage      request bodies that are not protobuf (truncated varints, wrong wire types for
                every field, huge lengths, invalid wire types, 100,000 nested groups, ...)
@@ -26,11 +30,12 @@ defer to HTTP/2 itself):
                on stream 0, half a message then RST, malformed requests, bad SETTINGS, ...
 
 Every case states the acceptable gRPC statuses (or the GOAWAY / RST_STREAM code); an error status
-must carry a message, a validation error must name the field (and SubmitPayment's must list it in
-the `payments-field-violations-bin` trailer), and UNKNOWN / INTERNAL / UNAVAILABLE are never
-acceptable for bad input unless docs/rpc.md documents them (zero or two messages on a unary call,
-a malformed grpc-timeout, a compressed message). After every case every given service must answer
-grpc.health.v1.Health/Check with SERVING within 2 s on a fresh connection.
+must carry a message, a validation error must name the field (and SubmitPayment's and
+RefundPayment's must list it in the `payments-field-violations-bin` trailer), and UNKNOWN /
+INTERNAL / UNAVAILABLE are never acceptable for bad input unless docs/rpc.md documents them (zero
+or two messages on a unary call, a malformed grpc-timeout, a compressed message). After every case
+every given service must answer grpc.health.v1.Health/Check with SERVING within 2 s on a fresh
+connection.
 
     .venv/bin/python tools/interop/bad_input.py --command 127.0.0.1:50051 --query 127.0.0.1:50052 \\
         --dispatcher 127.0.0.1:50053 --key "$(cat .payments-dev/api-key)" [--json]
@@ -373,6 +378,71 @@ def prepare(stack):
     if not token:
         raise SystemExit(f"setup: ListPayments gave no next_page_token: {observe(listed)}")
     stack.fixtures.update(keys=keys, ids=ids, token=token)
+    prepare_refunds(stack)
+
+
+UNKNOWN_PAYMENT = "pay_" + "0" * 32
+UNKNOWN_REFUND = "ref_" + "0" * 32
+DECLINED_AMOUNT = 402  # the provider sandbox declines this amount (its default --decline-amount)
+
+
+def settle(stack, payment_id, seconds=60):
+    """The payment's status name once WatchPayment has ended (after a terminal state), or None."""
+    result = stack.call("query", QUERY + "WatchPayment", encode(METHODS["WatchPayment"][2], {"payment_id": payment_id}),
+                        timeout=seconds, streaming=True)
+    if result.code != "OK" or not result.messages:
+        return None
+    payment = PB["payment_pb2"].Payment.FromString(result.messages[-1])
+    return PB["payment_pb2"].PaymentStatus.Name(payment.status)
+
+
+def prepare_refunds(stack):
+    """A charged (SUCCEEDED) payment, a declined (FAILED) one and a refund of the charged one, for
+    the RefundPayment / GetRefund cases that need them. Without a charged payment (no provider
+    charged it within 60 s) those cases are left out: the rest check nothing that needs one."""
+    submit = PB["command_service_pb2"].SubmitPaymentResponse
+    ids = {}
+    for name, amount in [("charged", 1234), ("declined", DECLINED_AMOUNT)]:
+        request = dict(order(new_key(f"fixture-{name}")), amount={"currency": "EUR", "amount_minor": amount})
+        result = stack.call("command", COMMAND + "SubmitPayment", encode(METHODS["SubmitPayment"][2], request))
+        if result.code != "OK":
+            raise SystemExit(f"setup: SubmitPayment ({name}) failed: {observe(result)}")
+        ids[name] = submit.FromString(result.messages[0]).payment.payment_id
+    statuses = {name: settle(stack, payment_id) for name, payment_id in ids.items()}
+    charged = ids["charged"] if statuses["charged"] == "PAYMENT_STATUS_SUCCEEDED" else None
+    declined = ids["declined"] if statuses["declined"] == "PAYMENT_STATUS_FAILED" else None
+    for name, wanted in [("charged", "SUCCEEDED"), ("declined", "FAILED")]:
+        if statuses[name] != "PAYMENT_STATUS_" + wanted:
+            print(f"setup: the {name} payment {ids[name]} is {statuses[name]}, not {wanted}: "
+                  f"the cases that need a {wanted} payment are left out", file=sys.stderr, flush=True)
+    refund = None
+    if charged:
+        request = {"idempotency_key": new_key("fixture-refund"), "payment_id": charged, "amount_minor": 100,
+                   "reason": "bad-input fixture", "currency": "EUR"}
+        result = stack.call("command", COMMAND + "RefundPayment", encode(METHODS["RefundPayment"][2], request))
+        if result.code != "OK":
+            raise SystemExit(f"setup: RefundPayment of the SUCCEEDED payment {charged} failed: {observe(result)}")
+        refund = PB["command_service_pb2"].RefundPaymentResponse.FromString(result.messages[0]).refund.refund_id
+        get = encode(METHODS["GetRefund"][2], {"refund_id": refund})
+        deadline = time.monotonic() + 10  # the read model gets it with the payment's event
+        while (found := stack.call("query", QUERY + "GetRefund", get)).code == "NOT_FOUND" \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if found.code != "OK":
+            raise SystemExit(f"setup: GetRefund {refund} failed: {observe(found)}")
+    stack.fixtures.update(charged=charged, declined=declined, refund=refund)
+
+
+def refund_request(stack, payment_id=None, **fields):
+    """A valid RefundPaymentRequest with a new key: of 1 minor unit of the charged payment (OK) when
+    there is one, else of a well-formed unknown payment (NOT_FOUND); see `refund_valid`."""
+    target = payment_id or stack.fixtures["charged"] or UNKNOWN_PAYMENT
+    return dict({"idempotency_key": new_key("refund"), "payment_id": target, "amount_minor": 1}, **fields)
+
+
+def refund_valid(stack):
+    """What a valid `refund_request(stack)` answers."""
+    return OK if stack.fixtures["charged"] else expect("NOT_FOUND", contains=(UNKNOWN_PAYMENT,))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,6 +482,13 @@ def numeric_rules(stack):
         ("ListPayments", "created_after.nanos"): timestamp("created_after", True),
         ("ListPayments", "created_before.seconds"): timestamp("created_before", False),
         ("ListPayments", "created_before.nanos"): timestamp("created_before", True),
+        # Validation comes first, then the payment lookup: on an unknown payment a valid amount is
+        # NOT_FOUND (what is left to refund is the dispatcher's check, in the refund cases).
+        ("RefundPayment", "amount_minor"): (
+            lambda: refund_request(stack, UNKNOWN_PAYMENT),
+            lambda v: expect("NOT_FOUND", contains=(UNKNOWN_PAYMENT,)) if 0 < v <= top
+            else invalid("amount_minor", violations=True),
+            (1, top, top + 1)),
     }
 
 
@@ -431,7 +508,7 @@ def numeric_cases(stack):
                 values = EXTREMES[field.type]
             for value in dict.fromkeys(values + extra):
                 body = (lambda d=desc, n=names, p=part, v=value, b=base:
-                        assign(order() if b is None else dict(b), d, n, p, v))
+                        assign(order() if b is None else b() if callable(b) else dict(b), d, n, p, v))
                 yield rpc_case(stack, "numeric", f"{path} = {value}", method, body, rule(value))
 
 
@@ -459,6 +536,11 @@ TEXT_RULES = {  # (method, path) -> rule, from docs/api.md
     ("SubmitPayment", "metadata.value"): TextRule("metadata", False, 500),
     ("SubmitPayment", "provider"): TextRule("provider", False),
     ("CancelPayment", "payment_id"): TextRule("payment_id", True),
+    ("RefundPayment", "idempotency_key"): TextRule("idempotency_key", True),
+    ("RefundPayment", "payment_id"): TextRule("payment_id", True),
+    ("RefundPayment", "reason"): TextRule("reason", False, 500),
+    ("RefundPayment", "currency"): TextRule("currency", False),
+    ("GetRefund", "refund_id"): TextRule("refund_id", True),
     ("GetPayment", "payment_id"): TextRule("payment_id", True),
     ("GetPayment", "idempotency_key"): TextRule("idempotency_key", True),
     ("ListPayments", "page_token"): TextRule("page_token", False),
@@ -487,31 +569,38 @@ AT_LIMIT = [  # (name, code-point source): free text that must pass at exactly t
 
 
 def text_cases(stack):
+    # The other fields of the request each string is put in, and what the request answers when
+    # the string is valid (RefundPayment: a refund of 1 of the charged payment, or NOT_FOUND).
+    bases = {"SubmitPayment": (order, OK), "RefundPayment": (lambda: refund_request(stack), refund_valid(stack))}
     for method, (_, _, desc, _) in METHODS.items():
+        base, valid = bases.get(method, (dict, OK))
         for path, field, names, part in leaves(desc):
             if field.type != FD.TYPE_STRING:
                 continue
             if (method, path) not in TEXT_RULES:
                 raise SystemExit(f"no documented rule for the string field {method} {path}: add one")
             rule = TEXT_RULES[(method, path)]
-            for name, value, want in text_variants(rule, method == "SubmitPayment"):
-                body = (lambda m=method, d=desc, n=names, p=part, v=value:
-                        assign(order() if m == "SubmitPayment" else {}, d, n, p, v() if callable(v) else v))
+            for name, value, want in text_variants(rule, method in TRAILER_METHODS, valid):
+                body = (lambda b=base, d=desc, n=names, p=part, v=value:
+                        assign(b(), d, n, p, v() if callable(v) else v))
                 yield rpc_case(stack, "strings", f"{path} {name}", method, body, want)
 
 
-def text_variants(rule, submit):
+TRAILER_METHODS = {"SubmitPayment", "RefundPayment"}  # their INVALID_ARGUMENT lists fields in a trailer
+
+
+def text_variants(rule, trailer, valid=OK):
     """(name, value, Expect): a value that breaks a rule must be refused naming the field (for
-    SubmitPayment also in the violations trailer); one that is not valid UTF-8 does not decode,
-    and the decoding error names the field."""
-    broken = expect(*rule.bad, fields=(rule.name,), violations=submit)
+    SubmitPayment and RefundPayment also in the violations trailer); one that is not valid UTF-8
+    does not decode, and the decoding error names the field. A valid value answers `valid`."""
+    broken = expect(*rule.bad, fields=(rule.name,), violations=trailer)
     undecodable = expect(*rule.bad, fields=(rule.name.split(".")[-1],))
-    yield "empty", "", broken if rule.required else OK
+    yield "empty", "", broken if rule.required else valid
     for name, value, decodes in HOSTILE:
         yield name, value, broken if decodes else undecodable
     if rule.limit:
         for name, unit in AT_LIMIT:
-            yield f"{name} at exactly {rule.limit} code points", (unit * rule.limit)[:rule.limit], OK
+            yield f"{name} at exactly {rule.limit} code points", (unit * rule.limit)[:rule.limit], valid
         yield f"emoji at {rule.limit + 1} code points", "\U0001F600" * (rule.limit + 1), broken
         families = rule.limit // 7 + 1
         yield (f"{families} ZWJ families ({families * 7} code points, {families} graphemes)",
@@ -581,29 +670,31 @@ def submit_cases(stack):
     yield from idempotency_cases(stack)
 
 
-def with_unknown(request, size):
-    return encode(METHODS["SubmitPayment"][2], request) + ld(1000, b"u" * size)
+def with_unknown(request, size, method="SubmitPayment"):
+    return encode(METHODS[method][2], request) + ld(1000, b"u" * size)
 
 
-def size_limit_cases(stack):
-    yield rpc_case(stack, "submit", "order + 60 KB unknown field (under 64 KiB)", "SubmitPayment",
-                   lambda: with_unknown(order(), 60_000), OK)
-    yield rpc_case(stack, "submit", "order + 70 KB unknown field (over 64 KiB)", "SubmitPayment",
-                   lambda: with_unknown(order(), 70_000), expect("INVALID_ARGUMENT"))
-    yield rpc_case(stack, "submit", "order + unknown varint and group fields", "SubmitPayment",
-                   lambda: encode(METHODS["SubmitPayment"][2], order()) + tag(900, 0) + varint(7)
-                   + tag(901, 3) + tag(1, 0) + b"\x01" + tag(901, 4), OK)
+def size_limit_cases(stack, method="SubmitPayment", category="submit", make=order, valid=OK):
+    """The 64 KiB limit on the encoded request (unknown fields count) and the 4 MiB transport limit."""
+    what = "order" if method == "SubmitPayment" else "request"
+    yield rpc_case(stack, category, f"{what} + 60 KB unknown field (under 64 KiB)", method,
+                   lambda: with_unknown(make(), 60_000, method), valid)
+    yield rpc_case(stack, category, f"{what} + 70 KB unknown field (over 64 KiB)", method,
+                   lambda: with_unknown(make(), 70_000, method), expect("INVALID_ARGUMENT"))
+    yield rpc_case(stack, category, f"{what} + unknown varint and group fields", method,
+                   lambda: encode(METHODS[method][2], make()) + tag(900, 0) + varint(7)
+                   + tag(901, 3) + tag(1, 0) + b"\x01" + tag(901, 4), valid)
 
     def exactly(size):
-        request = order()
+        request = make()
         for pad in range(size - 200, size):
-            body = with_unknown(request, pad)
+            body = with_unknown(request, pad, method)
             if len(body) == size:
                 return body
         raise AssertionError(size)
-    yield rpc_case(stack, "submit", "order padded to exactly 4 MiB (under the transport limit)", "SubmitPayment",
+    yield rpc_case(stack, category, f"{what} padded to exactly 4 MiB (under the transport limit)", method,
                    lambda: exactly(4 * MiB), expect("INVALID_ARGUMENT"))
-    yield rpc_case(stack, "size", "order padded to 4 MiB + 1", "SubmitPayment", lambda: exactly(4 * MiB + 1),
+    yield rpc_case(stack, "size", f"{what} padded to 4 MiB + 1", method, lambda: exactly(4 * MiB + 1),
                    expect("RESOURCE_EXHAUSTED", contains=(str(4 * MiB + 1),)))
 
 
@@ -621,7 +712,117 @@ def idempotency_cases(stack):
 
 
 # ----------------------------------------------------------------------------------------------
-# lookup: GetPayment, WatchPayment and CancelPayment by bad, unknown and foreign IDs
+# refund: RefundPayment's documented rules (docs/api.md, RefundPayment)
+# ----------------------------------------------------------------------------------------------
+
+def refund_cases(stack):
+    """Validation comes first (every bad field named, also in the trailer), then the command
+    service's lookup of the caller's payment (NOT_FOUND), then the dispatcher's decision on the
+    stored payment (FAILED_PRECONDITION, ALREADY_EXISTS). A valid request refunds 1 minor unit of
+    the charged payment (OK), or, without one, names an unknown payment (NOT_FOUND)."""
+    charged, declined, ids, keys = (stack.fixtures[k] for k in ("charged", "declined", "ids", "keys"))
+    valid = refund_valid(stack)
+
+    def case(name, want, payment_id=None, metadata=None, **fields):
+        return rpc_case(stack, "refund", name, "RefundPayment", lambda: refund_request(stack, payment_id, **fields),
+                        want, metadata)
+
+    def field(*names, **kw):
+        return invalid(*names, violations=True, **kw)
+
+    visible = "".join(chr(c) for c in range(0x21, 0x7F))
+    yield case("idempotency_key of 255 visible ASCII characters", valid,
+               idempotency_key=(uuid.uuid4().hex + visible * 3)[:255])
+    yield case("idempotency_key of 256 characters", field("idempotency_key"), idempotency_key="k" * 256)
+    for name, key in [("a space", "has space"), ("a tab", "has\ttab"), ("DEL", "del\x7f"), ("'é'", "caf\u00e9"),
+                      ("an emoji", "key\U0001F600"), ("a newline", "line\nbreak"), ("\\x01", "ctl\x01")]:
+        yield case(f"idempotency_key with {name}", field("idempotency_key"), idempotency_key=key + uuid.uuid4().hex)
+    yield case("idempotency_key of a payment (refund keys are separate)", valid, idempotency_key=keys[0])
+    for code in REFUSED_CURRENCIES + ["E\x00R", "EUR\n"]:
+        yield case(f"currency {code!r}", field("currency"), currency=code)
+    yield case("currency EUR (the payment's)", valid, currency="EUR")
+    yield case("reason with control characters other than NUL (allowed)", valid,
+               reason="tab\there, new\nline, \x01\x1b\x7f\u0085\u202e")
+    yield case("reason of 501 ASCII characters", field("reason"), reason="r" * 501)
+    yield case("five bad fields at once", field("idempotency_key", "payment_id", "amount_minor", "reason", "currency"),
+               idempotency_key="has space", payment_id="pay_x", amount_minor=0, reason="r" * 501, currency="ABC")
+    yield rpc_case(stack, "refund", "empty request", "RefundPayment", b"",
+                   field("idempotency_key", "payment_id", "amount_minor"))
+    yield case("only payment_id (no key, no amount)", field("idempotency_key", "amount_minor"),
+               idempotency_key="", amount_minor=0)
+    # A bad field is refused before the payment is looked up: nothing about it leaks.
+    yield case("bad currency of a well-formed unknown payment", field("currency"), UNKNOWN_PAYMENT, currency="ABC")
+    yield case("negative amount of a well-formed unknown payment", field("amount_minor"), UNKNOWN_PAYMENT,
+               amount_minor=-5)
+    if charged:
+        for code in ["USD", "JPY", "BHD"]:
+            yield case(f"currency {code}, the payment's is EUR", expect("FAILED_PRECONDITION", contains=("EUR", code)),
+                       currency=code)
+        yield case("amount_minor 1234, the whole payment (100 of it is already refunded)",
+                   expect("FAILED_PRECONDITION", contains=("exceeds", charged)), amount_minor=1234)
+        yield case(f"amount_minor {stack.max_amount} (the maximum, far more than the payment)",
+                   expect("FAILED_PRECONDITION", contains=("exceeds",)), amount_minor=stack.max_amount)
+        yield case(f"amount_minor {stack.max_amount + 1} (over the maximum)", field("amount_minor"),
+                   amount_minor=stack.max_amount + 1)
+        yield case("amount_minor 2^63-1", field("amount_minor"), amount_minor=(1 << 63) - 1)
+        yield from refund_idempotency_cases(stack, charged, ids[1])
+    if declined:
+        yield case("a FAILED (declined) payment", expect("FAILED_PRECONDITION", contains=("FAILED",)), declined)
+        yield case("a FAILED payment, with another currency", expect("FAILED_PRECONDITION"), declined, currency="USD")
+        yield case("a FAILED payment, with a bad currency", field("currency"), declined, currency="ABC")
+
+    def just_submitted():
+        result = stack.call("command", COMMAND + "SubmitPayment", encode(METHODS["SubmitPayment"][2], order()))
+        if result.code != "OK":
+            raise RuntimeError(f"SubmitPayment failed: {observe(result)}")
+        payment = PB["command_service_pb2"].SubmitPaymentResponse.FromString(result.messages[0]).payment
+        return refund_request(stack, payment.payment_id)
+    # Racing the charge: not charged yet (FAILED_PRECONDITION), or charged already (OK).
+    yield rpc_case(stack, "refund", "a payment submitted a moment ago", "RefundPayment", just_submitted,
+                   expect("FAILED_PRECONDITION", "OK"))
+    yield from size_limit_cases(stack, "RefundPayment", "refund", lambda: refund_request(stack), valid)
+
+
+def refund_idempotency_cases(stack, charged, other_payment):
+    service, path, desc, _ = METHODS["RefundPayment"]
+    # At most 40 characters: the ALREADY_EXISTS message quotes a key's first 40 only (docs/api.md
+    # shows it as '…'), so a longer one would not appear whole.
+    key = new_key("rc")
+    first = {"idempotency_key": key, "payment_id": charged, "amount_minor": 2, "reason": "first",
+             "currency": "EUR"}
+    seen = {}
+
+    def replay_case(name, request, replayed):
+        def run():
+            result = stack.call(service, path, encode(desc, request))
+            problems = judge(result, OK)
+            if result.code == "OK":
+                refund = PB["command_service_pb2"].RefundPaymentResponse.FromString(result.messages[0])
+                if refund.replayed != replayed:
+                    problems.append(f"replayed = {refund.replayed}, expected {replayed}")
+                if refund.refund.amount.amount_minor != 2 or refund.refund.payment_id != charged:
+                    problems.append(f"the refund is {refund.refund.amount.amount_minor} of {refund.refund.payment_id}")
+                refund_id = seen.setdefault("refund_id", refund.refund.refund_id)
+                if refund.refund.refund_id != refund_id:
+                    problems.append(f"refund {refund.refund.refund_id}, the first call made {refund_id}")
+            return observe(result), problems
+        return Case("refund", f"RefundPayment: {name}", run)
+    # Named alike, so that --only "same key" keeps the first use the others depend on.
+    yield replay_case("same key, first use", first, False)
+    yield replay_case("same key, same request (replay)", first, True)
+    reused = expect("ALREADY_EXISTS", contains=(key, "(refund ref_"))
+    for name, change in [("a different amount", {"amount_minor": 3}), ("a different reason", {"reason": "second"}),
+                         ("currency left out", {"currency": ""}), ("another payment of the caller",
+                                                                   {"payment_id": other_payment})]:
+        yield rpc_case(stack, "refund", f"same key, {name}", "RefundPayment", dict(first, **change), reused)
+    # The command service looks the payment up before the dispatcher sees the key.
+    yield rpc_case(stack, "refund", "same key, a well-formed unknown payment", "RefundPayment",
+                   dict(first, payment_id=UNKNOWN_PAYMENT), expect("NOT_FOUND"))
+
+
+# ----------------------------------------------------------------------------------------------
+# lookup: GetPayment, WatchPayment, CancelPayment, RefundPayment and GetRefund by bad, unknown
+# and foreign IDs
 # ----------------------------------------------------------------------------------------------
 
 def lookup_cases(stack):
@@ -660,6 +861,50 @@ def lookup_cases(stack):
                        expect("NOT_FOUND"), other)
         yield rpc_case(stack, "lookup", "another client's idempotency_key", "GetPayment", {"idempotency_key": keys[0]},
                        expect("NOT_FOUND"), other)
+    yield from refund_lookup_cases(stack)
+
+
+BAD_ID_SHAPES = [  # (name, prefix + 32 hex digits -> a malformed ID)
+    ("no prefix", lambda p, h: h), ("an upper-case prefix", lambda p, h: p.upper() + h),
+    ("31 hex digits", lambda p, h: p + h[:31]), ("33 hex digits", lambda p, h: p + h + "0"),
+    ("a non-hex digit", lambda p, h: p + h[:31] + "g"), ("upper-case hex digits", lambda p, h: p + "ABCDEF01" * 4),
+    ("a UUID with dashes", lambda p, h: p + str(uuid.UUID(h))), ("SQL", lambda p, h: p + "' OR '1'='1"),
+    ("path traversal", lambda p, h: "../../etc/passwd"), ("a trailing newline", lambda p, h: p + h + "\n"),
+    ("a leading space", lambda p, h: " " + p + h), ("a NUL after it", lambda p, h: p + h + "\x00"),
+]
+
+
+def refund_lookup_cases(stack):
+    ids, refund = stack.fixtures["ids"], stack.fixtures["refund"]
+    payment_hex, refund_hex = ids[0][4:], (refund or "ref_" + uuid.uuid4().hex)[4:]
+    for name, shape in BAD_ID_SHAPES + [("a refund's prefix", lambda p, h: "ref_" + h)]:
+        yield rpc_case(stack, "lookup", f"payment_id with {name}", "RefundPayment",
+                       lambda v=shape("pay_", payment_hex): refund_request(stack, v),
+                       invalid("payment_id", violations=True))
+    for name, shape in BAD_ID_SHAPES + [("a payment's prefix", lambda p, h: "pay_" + h)]:
+        yield rpc_case(stack, "lookup", f"refund_id with {name}", "GetRefund", {"refund_id": shape("ref_", refund_hex)},
+                       invalid("refund_id"))
+    yield rpc_case(stack, "lookup", "well-formed unknown payment_id", "RefundPayment",
+                   lambda: refund_request(stack, UNKNOWN_PAYMENT), expect("NOT_FOUND", contains=(UNKNOWN_PAYMENT,)))
+    yield rpc_case(stack, "lookup", "well-formed unknown refund_id", "GetRefund", {"refund_id": UNKNOWN_REFUND},
+                   expect("NOT_FOUND", contains=(UNKNOWN_REFUND,)))
+    yield rpc_case(stack, "lookup", "no refund_id", "GetRefund", b"", invalid("refund_id"))
+    if refund:
+        yield rpc_case(stack, "lookup", "existing refund_id", "GetRefund", {"refund_id": refund}, OK)
+        yield rpc_case(stack, "lookup", "well-formed refund_id of a payment's hex digits (no such refund)", "GetRefund",
+                       {"refund_id": "ref_" + stack.fixtures["charged"][4:]}, expect("NOT_FOUND"))
+    if stack.keys["read-only"] and refund:
+        yield rpc_case(stack, "lookup", "another client's refund_id", "GetRefund", {"refund_id": refund},
+                       expect("NOT_FOUND"), auth(stack.keys["read-only"]))
+    if stack.keys["write-only"]:  # another client, allowed to write: the dev client's payments are not its own
+        other = auth(stack.keys["write-only"])
+        for name, payment_id in [("a payment", ids[0]), ("a charged payment", stack.fixtures["charged"])]:
+            if payment_id:
+                yield rpc_case(stack, "lookup", f"another client's payment_id ({name})", "RefundPayment",
+                               lambda p=payment_id: refund_request(stack, p), expect("NOT_FOUND"), other)
+        yield rpc_case(stack, "lookup", "another client's payment_id with amount_minor 0 (validation first)",
+                       "RefundPayment", lambda: refund_request(stack, ids[0], amount_minor=0),
+                       invalid("amount_minor", violations=True), other)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -734,7 +979,8 @@ def wrong_wire_type(field):
 # What an empty request answers (docs/api.md): a skippable garbage body may answer the same.
 EMPTY_REQUEST = {"SubmitPayment": ("INVALID_ARGUMENT",), "CancelPayment": ("INVALID_ARGUMENT",),
                  "GetPayment": ("INVALID_ARGUMENT",), "ListPayments": ("OK",), "ListEvents": ("OK",),
-                 "WatchPayment": ("INVALID_ARGUMENT", "NOT_FOUND"), "Check": ("OK",)}
+                 "WatchPayment": ("INVALID_ARGUMENT", "NOT_FOUND"), "RefundPayment": ("INVALID_ARGUMENT",),
+                 "GetRefund": ("INVALID_ARGUMENT",), "Check": ("OK",)}
 
 
 def garbage_body_cases(stack, method, run_case, message, desc):
@@ -792,10 +1038,11 @@ def auth_cases(stack):
     # The scope cases first: once an address has failed 20 times, keys the services have not
     # verified before are refused without a lookup (RESOURCE_EXHAUSTED) until its budget refills.
     if stack.keys["read-only"]:
-        yield rpc_case(stack, "auth", "read-only key", "SubmitPayment", requests["SubmitPayment"],
-                       expect("PERMISSION_DENIED"), auth(stack.keys["read-only"]))
+        for method in ["SubmitPayment", "RefundPayment"]:
+            yield rpc_case(stack, "auth", "read-only key", method, requests[method],
+                           expect("PERMISSION_DENIED"), auth(stack.keys["read-only"]))
     if stack.keys["write-only"]:
-        for method in ["GetPayment", "ListPayments", "WatchPayment"]:
+        for method in ["GetPayment", "ListPayments", "WatchPayment", "GetRefund"]:
             yield rpc_case(stack, "auth", "write-only key", method, requests[method],
                            expect("PERMISSION_DENIED", timeout=3), auth(stack.keys["write-only"]))
     for name, metadata in variants:
@@ -813,7 +1060,9 @@ def request_per_method(stack):
     return {"SubmitPayment": order, "CancelPayment": {"payment_id": "pay_" + "0" * 32},
             "GetPayment": {"payment_id": stack.fixtures["ids"][0]},
             "ListPayments": {"page_size": 1}, "ListEvents": {"page_size": 1},
-            "WatchPayment": {"payment_id": stack.fixtures["ids"][0]}}
+            "WatchPayment": {"payment_id": stack.fixtures["ids"][0]},
+            "RefundPayment": lambda: refund_request(stack),
+            "GetRefund": {"refund_id": stack.fixtures["refund"] or UNKNOWN_REFUND}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -821,11 +1070,13 @@ def request_per_method(stack):
 # ----------------------------------------------------------------------------------------------
 
 WRONG_PATHS = {
-    "command": [QUERY + "GetPayment", COMMAND + "GetPayment", COMMAND + "submitPayment",
+    "command": [QUERY + "GetPayment", COMMAND + "GetPayment", COMMAND + "submitPayment", COMMAND + "GetRefund",
+                QUERY + "GetRefund", COMMAND + "refundPayment",
                 "/payments.v2.PaymentCommandService/SubmitPayment", "/PaymentCommandService/SubmitPayment",
                 COMMAND + "SubmitPayment/", COMMAND.rstrip("/"), "/grpc.health.v1.Health/Nope", "/x/y/z"],
-    "query": [COMMAND + "SubmitPayment", QUERY + "DeletePayment", QUERY + "getpayment", QUERY + "GetPayment%00"],
-    "dispatcher": [COMMAND + "SubmitPayment", QUERY + "ListPayments"],
+    "query": [COMMAND + "SubmitPayment", QUERY + "DeletePayment", QUERY + "getpayment", QUERY + "GetPayment%00",
+              COMMAND + "RefundPayment", QUERY + "RefundPayment", QUERY + "getRefund"],
+    "dispatcher": [COMMAND + "SubmitPayment", QUERY + "ListPayments", COMMAND + "RefundPayment", QUERY + "GetRefund"],
 }
 
 
@@ -842,9 +1093,11 @@ def path_cases(stack):
 
 def size_cases(stack):
     """Each method's request above the 4 MiB limit."""
+    bases = {"SubmitPayment": order, "RefundPayment": lambda: refund_request(stack)}
     for method, field in [("GetPayment", "payment_id"), ("ListPayments", "page_token"),
-                          ("WatchPayment", "payment_id"), ("SubmitPayment", "description")]:
-        request = dict(order() if method == "SubmitPayment" else {}, **{field: "x" * (5 * MiB)})
+                          ("WatchPayment", "payment_id"), ("SubmitPayment", "description"),
+                          ("RefundPayment", "reason"), ("GetRefund", "refund_id")]:
+        request = dict(bases.get(method, dict)(), **{field: "x" * (5 * MiB)})
         body = encode(METHODS[method][2], request)
         yield rpc_case(stack, "size", f"5 MiB {field}", method, body,
                        expect("RESOURCE_EXHAUSTED", contains=(str(len(body)),)))
@@ -1582,7 +1835,7 @@ def feed_cases(stack):
     yield case("a valid cursor: open until the deadline", "", expect("DEADLINE_EXCEEDED", timeout=2))
 
 
-GENERATORS = [numeric_cases, text_cases, submit_cases, lookup_cases, page_token_cases, garbage_cases,
+GENERATORS = [numeric_cases, text_cases, submit_cases, refund_cases, lookup_cases, page_token_cases, garbage_cases,
               auth_cases, path_cases, size_cases, http2_cases, feed_cases]
 
 
