@@ -285,9 +285,9 @@ public struct DispatcherServer: Sendable {
   private static func shutdown(
     store: WorkStore, producer: KafkaProducer, http: HTTPClient, pool: PostgresConnectionPool
   ) async {
-    // Also after a cancellation (a worker cut off mid-call): the payment goes back at once, and
-    // its next owner inquires before charging again. A fresh task, because this one may be
-    // cancelled.
+    // Also after a cancellation: what has no call in flight goes back at once; what a worker was
+    // cut off in the middle of a call of keeps its lease (``WorkStore/releaseLeases()``). A fresh
+    // task, because this one may be cancelled.
     await Task { _ = try? await store.releaseLeases() }.value
     await producer.close(flushTimeout: .seconds(5))
     try? await http.shutdown()

@@ -48,6 +48,8 @@ public enum RefundCreation: Sendable {
   case notRefundable(Payments_V1_PaymentStatus)
   /// The request names another currency than the payment's.
   case currencyMismatch(payment: String)
+  /// The payment has ``WorkStore/maximumRefundsPerPayment`` refunds already.
+  case tooManyRefunds(Int)
   /// Pending and succeeded refunds leave only `refundable` of the payment's `amount`.
   case exceedsRefundable(amount: Int64, refundable: Int64, currency: String)
 }
@@ -69,12 +71,17 @@ extension WorkStore {
       }
       if let replay = try await Self.existingRefund(request, connection) { return replay }
       guard item.status == .succeeded else { return .notRefundable(item.status) }
-      let committed = try await connection.query(
+      let existing = try await connection.query(
         """
-        SELECT coalesce(sum(amount_minor), 0)::bigint FROM dispatcher.refunds
-        WHERE payment_id = \(request.paymentID) AND status = ANY(\(PostgresArray(Self.committedRefunds))::integer[])
+        SELECT coalesce(sum(amount_minor) FILTER (WHERE status = ANY(\(PostgresArray(Self.committedRefunds))::integer[])), 0)::bigint,
+               count(*)
+        FROM dispatcher.refunds WHERE payment_id = \(request.paymentID)
         """
-      )[0].decode(Int64.self, at: 0)
+      )[0]
+      let committed = try existing.decode(Int64.self, at: 0)
+      guard try existing.decode(Int.self, at: 1) < Self.maximumRefundsPerPayment else {
+        return .tooManyRefunds(Self.maximumRefundsPerPayment)
+      }
       let captured = payment.amount?.amountMinor ?? 0
       let currency = payment.amount?.currency ?? ""
       guard request.currency.isEmpty || request.currency == currency else {
@@ -88,10 +95,10 @@ extension WorkStore {
       let inserted = try await connection.query(
         """
         INSERT INTO dispatcher.refunds (refund_id, payment_id, client_id, idempotency_key, fingerprint, amount_minor,
-                                        currency, reason, provider, status, provider_key)
+                                        currency, reason, provider, status, provider_key, created_at, updated_at)
         VALUES (\(refundID), \(request.paymentID), \(request.clientID), \(request.idempotencyKey), \(request.fingerprint),
                 \(request.amountMinor), \(currency), \(request.reason), \(item.provider),
-                \(Payments_V1_RefundStatus.pending.rawValue), \(refundID))
+                \(Payments_V1_RefundStatus.pending.rawValue), \(refundID), clock_timestamp(), clock_timestamp())
         ON CONFLICT (client_id, idempotency_key) DO NOTHING
         RETURNING refund_id
         """)
@@ -108,6 +115,11 @@ extension WorkStore {
     }
     return result
   }
+
+  /// The most refunds one payment can have (failed ones included). Every event of a payment
+  /// carries all its refunds, so this bounds the size of its events and read-model rows (about
+  /// 100 KB at the most).
+  public static let maximumRefundsPerPayment = 100
 
   /// Refund statuses whose amount counts against the refundable amount.
   static let committedRefunds: [Int32] = [Payments_V1_RefundStatus.pending, .succeeded].map(\.rawValue)
@@ -145,7 +157,9 @@ extension WorkStore {
     return .replayed(refunds.first { $0.refundID == refundID } ?? .init())
   }
 
-  /// The refunds of a payment as the API shows them, oldest first.
+  /// The refunds of a payment as the API shows them, oldest first. (Times are taken with
+  /// `clock_timestamp()` under the payment's lock, so they follow the order the refunds were
+  /// stored and changed in, not the order their transactions began.)
   static func refunds(ofPayment paymentID: String, _ connection: PostgresConnection) async throws
     -> [Payments_V1_Refund]
   {
@@ -193,7 +207,8 @@ extension WorkStore {
   {
     let rows = try await connection.query(
       """
-      UPDATE dispatcher.payments SET version = version + 1, updated_at = now() WHERE payment_id = \(paymentID)
+      UPDATE dispatcher.payments SET version = version + 1, updated_at = clock_timestamp()
+      WHERE payment_id = \(paymentID)
       RETURNING payment_id, client_id, order_record, provider, status, version, attempts, provider_key, outcome_unknown,
                 provider_reference, failure_code, failure_message, updated_at
       """)
@@ -312,7 +327,7 @@ extension WorkStore {
             provider_reference = \(transition.providerReference), failure_code = \(transition.failureCode),
             failure_message = \(transition.failureMessage), outcome_unknown = \(transition.outcomeUnknown),
             next_attempt_at = coalesce(\(transition.nextAttemptAt), now()),
-            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
           WHERE refund_id = \(item.refundID) AND lease_token = \(item.leaseToken)
             AND status = \(Payments_V1_RefundStatus.pending.rawValue)
           RETURNING refund_id
@@ -364,8 +379,7 @@ extension PaymentDispatcherHandler {
     _ request: Payments_V1_RefundPaymentRequest, context: ServerContext
   ) async throws -> Payments_V1_RefundPaymentResponse {
     let client = try AuthenticatedClient.required()
-    // The command service checked its configured maximum; here the payment's amount bounds it.
-    let violations = PaymentOrderRules(maximumAmountMinor: .max).violations(of: request)
+    let violations = PaymentOrderRules().violations(of: request)
     guard violations.isEmpty else {
       throw RPCError(
         .invalidArgument,
@@ -402,6 +416,11 @@ extension PaymentDispatcherHandler {
       throw RPCError(
         .failedPrecondition,
         "payment \(request.paymentID) is \(Self.name(status)): only a SUCCEEDED payment can be refunded\(status.isTerminal ? "" : " (wait until it is charged)")"
+      )
+    case .tooManyRefunds(let maximum):
+      throw RPCError(
+        .failedPrecondition,
+        "payment \(request.paymentID) has \(maximum) refunds, the most one payment can have; nothing was stored"
       )
     case .currencyMismatch(let currency):
       throw RPCError(

@@ -260,22 +260,27 @@ public struct WorkStore: Sendable {
     )[0].decode(Int.self, at: 0)
   }
 
-  /// Gives back every payment and refund this instance holds, so that another instance takes it over at
-  /// once instead of after the lease (on shutdown). A payment left `PROCESSING` is inquired
-  /// about first by whoever takes it, so a call that may have charged is never repeated blindly.
+  /// Gives back what this instance holds and has no call of in flight, so that another instance
+  /// takes it over at once instead of after the lease (on shutdown). What may have a call in
+  /// flight (a payment `PROCESSING`, a refund whose outcome is unknown) keeps its lease until it
+  /// runs out: a worker cut off mid-call (the grace period ran out) may have sent a request the
+  /// provider has not processed yet, and an inquiry right now could answer "not charged" for it
+  /// and lead to a second charge or refund. The lease is longer than any call, so once it ends
+  /// the request has been answered or has timed out, and the next owner's inquiry is truthful.
   @discardableResult
   public func releaseLeases() async throws -> Int {
     let payments = try await pool.query(
       """
       UPDATE dispatcher.payments SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
-      WHERE lease_owner = \(owner) RETURNING payment_id
+      WHERE lease_owner = \(owner) AND status <> \(Payments_V1_PaymentStatus.processing.rawValue)
+      RETURNING payment_id
       """
     ).count
-    // A refund cut off mid-call keeps its unknown outcome: its next owner inquires first.
     let refunds = try await pool.query(
       """
       UPDATE dispatcher.refunds SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
-      WHERE lease_owner = \(owner) RETURNING refund_id
+      WHERE lease_owner = \(owner) AND NOT outcome_unknown
+      RETURNING refund_id
       """
     ).count
     return payments + refunds

@@ -34,6 +34,9 @@ public struct PaymentOrderRules: Sendable {
   public static let maximumMetadataKeyLength = 40
   public static let maximumMetadataValueLength = 500
   public static let maximumProviderLength = 64
+  /// A refund's reason: shorter than a description, because every event of a payment carries
+  /// all its refunds.
+  public static let maximumRefundReasonLength = 200
   /// The most bytes a whole encoded request may have (far below Kafka's 1 MB record limit).
   public static let maximumEncodedOrderBytes = 64 * 1024
 
@@ -162,19 +165,19 @@ public struct PaymentOrderRules: Sendable {
           field: "payment_id",
           problem: "must be a payment ID like pay_0190…, not '\(Self.quoted(request.paymentID))'"))
     }
+    // No maximum here: the payment's amount bounds a refund (a maximum lowered since the payment
+    // was accepted must not make its full refund impossible).
     if request.amountMinor <= 0 {
       violations.append(FieldViolation(field: "amount_minor", problem: "must be greater than 0"))
-    } else if request.amountMinor > maximumAmountMinor {
-      violations.append(
-        FieldViolation(field: "amount_minor", problem: "must be at most \(maximumAmountMinor)"))
     }
-    if request.reason.unicodeScalars.count > Self.maximumDescriptionLength || request.reason.utf8.contains(0)
+    if request.reason.unicodeScalars.count > Self.maximumRefundReasonLength || request.reason.utf8.contains(0)
     {
       violations.append(
         FieldViolation(
           field: "reason",
           problem:
-            "must be at most \(Self.maximumDescriptionLength) characters (Unicode code points), without NUL"))
+            "must be at most \(Self.maximumRefundReasonLength) characters (Unicode code points), without NUL")
+      )
     }
     if !request.currency.isEmpty, Currency.named(request.currency) == nil {
       violations.append(

@@ -191,9 +191,13 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
     } catch {
       throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
     }
+    // A page also ends before it outgrows a client's message limit (a payment with many refunds
+    // is large): at least one payment, then as many as fit in ``maximumPageBytes``.
+    let fitting = Self.fitting(rows.prefix(pageSize).map { $0.payment.serializedBytes().count })
+    let page = rows.prefix(fitting)
     return .with { response in
-      response.payments = rows.prefix(pageSize).map(\.payment)
-      if rows.count > pageSize, let last = rows.prefix(pageSize).last {
+      response.payments = page.map(\.payment)
+      if rows.count > page.count, let last = page.last {
         response.nextPageToken = PageToken(cursor: last.cursor, filterDigest: digest, issuedAt: now)
           .encoded(key: key)
       }
@@ -298,9 +302,11 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
       throw RPCError(.unavailable, "the read model is unavailable; retry later", cause: error)
     }
     try Self.checkContinuous(entries, after: after)
+    let events = entries.map(Self.feedEvent)
+    let page = events.prefix(Self.fitting(events.map { $0.serializedBytes().count }))
     return .with {
-      $0.events = entries.map(Self.feedEvent)
-      $0.nextCursor = FeedCursor.text(entries.last?.sequence ?? after)
+      $0.events = Array(page)
+      $0.nextCursor = page.last?.cursor ?? FeedCursor.text(after)
     }
   }
 
@@ -425,6 +431,20 @@ public struct PaymentQueryHandler: Payments_V1_PaymentQueryService.ServiceProtoc
   }
 
   private static func client() throws -> String { try AuthenticatedClient.required().clientID }
+
+  /// The most bytes of payments (or events) a page holds, well below the 4 MiB a client accepts
+  /// per message by default; a page has at least one whatever its size.
+  static let maximumPageBytes = 1 << 20
+
+  /// How many of the items of `sizes` (encoded bytes, in order) a page takes.
+  static func fitting(_ sizes: [Int]) -> Int {
+    var total = 0
+    for (index, size) in sizes.enumerated() {
+      total += size
+      if total > maximumPageBytes { return max(index, 1) }
+    }
+    return sizes.count
+  }
 
   private static func checkPaymentID(_ id: String, field: String) throws {
     if id.isEmpty { throw RPCError(.invalidArgument, "\(field) is required") }

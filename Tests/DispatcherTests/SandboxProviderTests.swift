@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import DispatcherService
+import Foundation
+import Glibc
 import PaymentsTestSupport
 import ProviderSandbox
 import Testing
@@ -147,6 +149,62 @@ struct SandboxProviderTests {
       else { return #expect(Bool(false), "both charges succeed") }
       #expect(first != second, "a repeated key charges again")
       #expect(await provider.inquire(idempotencyKey: "n1") == .charged(reference: first))
+    }
+  }
+
+  @Test(
+    "an inquiry says 'not made' only for the provider's own 404 not_found; a proxy's 404 page or an unknown refusal code is asked again, not taken as not refunded or refused"
+  )
+  func inquiryAllowList() async throws {
+    // A stand-in that answers each lookup as the idempotency key asks.
+    let script = """
+      import http.server, json, sys, urllib.parse
+      class H(http.server.BaseHTTPRequestHandler):
+          def log_message(self, *a): pass
+          def do_GET(self):
+              key = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["idempotency_key"][0]
+              status, body, kind = {
+                  "made": (200, {"id": "re_1"}, "json"),
+                  "not_found": (404, {"error": {"code": "not_found", "message": "no"}}, "json"),
+                  "proxy404": (404, "404 page not found", "text"),
+                  "resource_missing": (404, {"error": {"code": "resource_missing", "message": "?"}}, "json"),
+                  "exceeds": (422, {"error": {"code": "amount_exceeds_charge", "message": "no"}}, "json"),
+                  "odd422": (422, {"error": {"code": "something_else", "message": "?"}}, "json"),
+              }[key]
+              data = (json.dumps(body) if kind == "json" else body).encode()
+              self.send_response(status)
+              self.send_header("Content-Type", "application/json" if kind == "json" else "text/plain")
+              self.send_header("Content-Length", str(len(data)))
+              self.end_headers()
+              self.wfile.write(data)
+      http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+      """
+    let port = try freePort()
+    let pid = try ChildProcess.spawn("/usr/bin/python3", ["-c", script, String(port)])
+    defer {
+      kill(pid, SIGKILL)
+      _ = try? ChildProcess.wait(pid)
+    }
+    for _ in 0..<100 where !Loopback.canConnect(port: port) { try await Task.sleep(for: .milliseconds(50)) }
+    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    let provider = SandboxProvider(baseURL: "http://127.0.0.1:\(port)", client: client)
+    var answers: [String: ProviderInquiry] = [:]
+    for key in ["made", "not_found", "proxy404", "resource_missing", "exceeds", "odd422"] {
+      answers[key] = await provider.inquireRefund(idempotencyKey: key)
+    }
+    let chargeProxy404 = await provider.inquire(idempotencyKey: "proxy404")
+    try await client.shutdown()
+    #expect(answers["made"] == .charged(reference: "re_1"))
+    #expect(answers["not_found"] == .notCharged)
+    #expect(answers["exceeds"] == .declined(code: "amount_exceeds_charge", message: "no"))
+    for key in ["proxy404", "resource_missing", "odd422"] {
+      guard case .unavailable = answers[key] else {
+        Issue.record("\(key): \(String(describing: answers[key])) says something about the money")
+        continue
+      }
+    }
+    guard case .unavailable = chargeProxy404 else {
+      return #expect(Bool(false), "a charge lookup too: \(chargeProxy404)")
     }
   }
 

@@ -163,7 +163,7 @@ struct PaymentsCtlTests {
       #expect(unknownMethod.status == 1)
       #expect(unknownMethod.output.contains("is not a method"))
       let nothing = try await paymentsctl(["list", "127.0.0.1:\(try freePort())", "--plaintext"])
-      #expect(nothing.status == 1, "as grpcurl: no server is the tool's error, not a status: \(nothing.output)")
+      #expect(nothing.status == 1, "as grpcurl: no server is the tool's error: \(nothing.output)")
 
       // Offline schemas: the embedded contract and .proto files through protoc.
       let embedded = try await paymentsctl(["describe", "--embedded", "payments.v1.PaymentStatus"])
@@ -304,7 +304,8 @@ struct PaymentsCtlTests {
       // The first change the read model saw of the first payment (its ACCEPTED, unless the
       // dispatcher's PROCESSING overtook it on the other topic: the feed never goes back a version).
       #expect(
-        lines.first?.hasPrefix("c1  ") == true && lines.first?.contains("\(id)  v") == true, "\(events.output)")
+        lines.first?.hasPrefix("c1  ") == true && lines.first?.contains("\(id)  v") == true,
+        "\(events.output)")
       let rest = try await paymentsctl(
         ["events", "--after", String(lines.last!.prefix { $0 != " " })] + endpoints, environment: environment)
       #expect(rest.output.split(separator: "\n").first?.hasPrefix("c6  ") == true, "\(rest.output)")

@@ -114,6 +114,9 @@ struct RefundTests {
       WHERE refund_id <> \(second.refundID) AND status = 1
       """)
     let (calling, _) = try #require(try await stores[1].beginRefund(second, .refund))
+    // Shutdown cut the call off: its lease is not given back (the request may still land).
+    try await stores[1].releaseLeases()
+    #expect(try await stores[0].claimRefund(provider: "sandbox") == nil, "claimable while its call may land")
     try await pool.execute(
       "UPDATE dispatcher.refunds SET lease_expires_at = now() - interval '1 second' WHERE refund_id = \(second.refundID)"
     )
@@ -144,6 +147,12 @@ struct RefundTests {
     #expect(payment.refunds.count == 11)
     #expect(payment.refunded?.amountMinor == 100 && payment.refunded?.currency == "EUR")
     #expect(payment.refunds.first { $0.refundID == second.refundID }?.providerReference == "re_found")
+
+    // The same for a payment whose charge call shutdown cut off: it stays with its lease.
+    let held = try #require(try await stores[0].claim(provider: "sandbox"))
+    _ = try #require(try await stores[0].begin(held, .charge))
+    try await stores[0].releaseLeases()
+    #expect(try await stores[1].claim(provider: "sandbox")?.paymentID != held.paymentID)
   }
 
   @Test(
@@ -434,6 +443,77 @@ struct RefundTests {
         try await query.client.getRefund(.with { $0.refundID = "ref_\u{0}" }, metadata: query.metadata)
       }
       #expect(malformed?.code == .invalidArgument)
+    }
+  }
+}
+
+extension RefundTests {
+  @Test(
+    "a payment can have 100 refunds, not 101; pages of the feed stay near 1 MiB however large its events grow, and continue without gaps"
+  )
+  func manyRefunds() async throws {
+    try await withDispatcherStack(
+      sandbox: { $0.rateLimit = 50 }, dispatcher: { $0.rateLimiter.defaultLimit = 50 }
+    ) { _, _, command, query in
+      try await warmUp(command, query)
+      let payment = try await command.client.submitPayment(
+        validRequest(key: "many-refunds", amount: 100_000), metadata: command.metadata
+      ).payment!
+      #expect(
+        try await finalState(payment.paymentID, query, deadline: .now + .seconds(30))?.status == .succeeded)
+      // The largest refunds there can be: a 255-byte key and a 200-character reason each.
+      func request(_ index: Int) -> Payments_V1_RefundPaymentRequest {
+        .with {
+          $0.idempotencyKey = String(format: "%03d-", index) + String(repeating: "k", count: 251)
+          $0.paymentID = payment.paymentID
+          $0.amountMinor = 1
+          $0.reason = String(repeating: "r", count: 200)
+        }
+      }
+      for index in 0..<WorkStore.maximumRefundsPerPayment {
+        _ = try await command.client.refundPayment(request(index), metadata: command.metadata)
+      }
+      let refused = await rpcError {
+        try await command.client.refundPayment(request(999), metadata: command.metadata)
+      }
+      #expect(refused?.code == .failedPrecondition && refused?.message.contains("has 100 refunds") == true)
+      // Every refund's event reaches the read model.
+      let deadline = ContinuousClock.now + .seconds(60)
+      var latest = Payments_V1_Payment()
+      while ContinuousClock.now < deadline {
+        latest = try await query.client.getPayment(
+          .with { $0.lookup = .paymentID(payment.paymentID) }, metadata: query.metadata)
+        if latest.refunds.count == 100, latest.refunds.allSatisfy({ $0.status == .succeeded }) { break }
+        try await Task.sleep(for: .milliseconds(200))
+      }
+      #expect(latest.refunds.count == 100 && latest.refunded?.amountMinor == 100)
+      #expect(
+        latest.serializedBytes().count > 40_000, "a large payment: \(latest.serializedBytes().count) bytes")
+
+      // The feed, 1000 events a page asked for: pages end before 1 MiB, and every event comes once.
+      var cursor = ""
+      var sequences: [Int] = []
+      var pages = 0
+      while true {
+        let page = try await query.client.listEvents(
+          .with {
+            $0.after = cursor
+            $0.pageSize = 1000
+          }, metadata: query.metadata)
+        guard let last = page.events.last else { break }
+        pages += 1
+        #expect(page.serializedBytes().count <= (1 << 20) + 300_000, "one event beyond the budget at most")
+        sequences += page.events.map { Int($0.cursor.dropFirst())! }
+        cursor = last.cursor
+      }
+      #expect(pages > 1, "the events did not fit one page")
+      #expect(sequences == Array(1...sequences.count), "no gaps, no repeats")
+      let versions = try await query.client.listEvents(
+        .with {
+          $0.after = ""
+          $0.pageSize = 1000
+        }, metadata: query.metadata)
+      #expect(versions.events.count < sequences.count)
     }
   }
 }

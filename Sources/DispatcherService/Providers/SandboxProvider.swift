@@ -131,21 +131,32 @@ public struct SandboxProvider: PaymentProvider {
   }
 
   public func inquire(idempotencyKey: String) async -> ProviderInquiry {
-    await inquire("/v1/charges", idempotencyKey: idempotencyKey, refusals: [402])
+    await inquire("/v1/charges", idempotencyKey: idempotencyKey, refusals: [402: nil])
   }
 
   /// Looks the refund up by its key: ``ProviderInquiry/charged(reference:)`` (refunded, with the
   /// refund's ID), ``ProviderInquiry/notCharged`` for 404 `not_found` (no refund with that key),
   /// ``ProviderInquiry/declined(code:message:)`` for a refusal the provider keeps under the key
-  /// (e.g. 422 `amount_exceeds_charge`, 404 `charge_not_found`).
+  /// with a code it documents (400 `invalid_request`; 402; 404 `charge_not_found`; 422
+  /// `amount_exceeds_charge`, `currency_mismatch`). Any other answer (a 404 page of a proxy, a code this adapter does not
+  /// know) is `unavailable`: it says nothing about whether the refund was made, so it is asked
+  /// again rather than taken as "not refunded" or "refused".
   public func inquireRefund(idempotencyKey: String) async -> ProviderInquiry {
-    await inquire("/v1/refunds", idempotencyKey: idempotencyKey, refusals: [402, 404, 422])
+    await inquire(
+      "/v1/refunds", idempotencyKey: idempotencyKey,
+      refusals: [
+        402: nil, 404: ["charge_not_found"],
+        422: ["amount_exceeds_charge", "currency_mismatch", "invalid_request"],
+      ])
   }
 
-  /// GETs `path?idempotency_key=` and reads the answer: 2xx → made; 404 `not_found` (or a 404
-  /// without the provider's error body) → not made; a status in `refusals` → declined with the
-  /// provider's code; 401, 403 → configuration error; anything else → unavailable.
-  private func inquire(_ path: String, idempotencyKey: String, refusals: Set<Int>) async -> ProviderInquiry {
+  /// GETs `path?idempotency_key=` and reads the answer: 2xx → made; 404 with the provider's code
+  /// `not_found` → not made; a status of `refusals` with one of its codes (`nil`: any code) →
+  /// declined with the provider's code; 401, 403 → configuration error; anything else (a 404
+  /// without the provider's error body included) → unavailable.
+  private func inquire(
+    _ path: String, idempotencyKey: String, refusals: [Int: Set<String>?]
+  ) async -> ProviderInquiry {
     var components = URLComponents()
     components.queryItems = [URLQueryItem(name: "idempotency_key", value: idempotencyKey)]
     let request = HTTPClientRequest(
@@ -163,9 +174,9 @@ public struct SandboxProvider: PaymentProvider {
         return .unavailable(reason: "the provider answered \(response.status) with an unreadable body")
       }
       return .charged(reference: created.id)
-    case 404 where !refusals.contains(404) || (error?.error.code ?? "not_found") == "not_found":
+    case 404 where error?.error.code == "not_found":
       return .notCharged
-    case let status where refusals.contains(status):
+    case let status where Self.isRefusal(status, code: error?.error.code, refusals):
       return .declined(code: error?.error.code ?? "declined", message: error?.error.message ?? "declined")
     case 401, 403:
       return .configurationError(
@@ -173,6 +184,13 @@ public struct SandboxProvider: PaymentProvider {
     default:
       return .unavailable(reason: "the provider answered \(response.status)\(Self.detail(response.body))")
     }
+  }
+
+  /// Whether `status` with the provider's `code` is one of `refusals` (a `nil` code set: any code).
+  private static func isRefusal(_ status: Int, code: String?, _ refusals: [Int: Set<String>?]) -> Bool {
+    guard let codes = refusals[status] else { return false }
+    guard let codes else { return true }
+    return code.map(codes.contains) ?? false
   }
 
   private func execute(_ request: HTTPClientRequest) async throws -> (status: Int, body: ByteBuffer) {
