@@ -3,7 +3,7 @@ public import Logging
 import PaymentsCore
 import PaymentsProto
 import ProtobufRuntime
-import RPCCore
+public import RPCCore
 import RPCTransportHTTP2
 public import ServiceLifecycle
 import Synchronization
@@ -75,6 +75,17 @@ public final class PaymentsClient: Service, Sendable {
     /// How long connecting to a service may take.
     public var connectTimeout: Duration = .seconds(5)
 
+    /// Run around every call, in order, after the SDK's own (which sets `authorization` and
+    /// `x-request-id`): add metadata, log, measure, trace. They see ``RPCCore/RPCError``s, before
+    /// the SDK turns them into ``PaymentsError``s.
+    public var interceptors: [any ClientInterceptor] = []
+    /// How often a read (``PaymentsClient/payment(id:minimumVersion:timeout:)``, listing pages,
+    /// ``PaymentsClient/refund(id:timeout:)``, ``PaymentsClient/events(after:pageSize:timeout:)``) is
+    /// tried when it fails with `unavailable`, with a jittered backoff between ``retryBase`` and
+    /// ``retryCap``; each try has its own `timeout`. 1 turns read retries off. Reads change
+    /// nothing, so repeating them is always safe.
+    public var readAttempts = 3
+
     public init(apiKey: String) { self.apiKey = apiKey }
   }
 
@@ -116,8 +127,11 @@ public final class PaymentsClient: Service, Sendable {
     }
     commandTransport = transport(configuration.command)
     queryTransport = transport(configuration.query)
-    command = Payments_V1_PaymentCommandService.Client(RPCClient(transport: commandTransport))
-    query = Payments_V1_PaymentQueryService.Client(RPCClient(transport: queryTransport))
+    let interceptors = [RequestIDInterceptor()] + configuration.interceptors
+    command = Payments_V1_PaymentCommandService.Client(
+      RPCClient(transport: commandTransport, interceptors: interceptors))
+    query = Payments_V1_PaymentQueryService.Client(
+      RPCClient(transport: queryTransport, interceptors: interceptors))
     metadata = [("authorization", "Bearer \(configuration.apiKey)")]
   }
 
@@ -189,6 +203,28 @@ public final class PaymentsClient: Service, Sendable {
     }
     return SubmittedRefund(
       refund: Refund(response.refund ?? .init()), replayed: response.replayed, idempotencyKey: key)
+  }
+
+  /// Runs a read, again while it fails with `unavailable` (``Configuration/readAttempts``).
+  private func reading<Response: Sendable>(_ call: () async throws -> Response) async throws(PaymentsError)
+    -> Response
+  {
+    var attempt = 0
+    var generator = SystemRandomNumberGenerator()
+    while true {
+      attempt += 1
+      do {
+        return try await mappingErrors { try await call() }
+      } catch {
+        guard error.code == .unavailable, attempt < max(configuration.readAttempts, 1) else { throw error }
+        let ceiling = min(configuration.retryCap, configuration.retryBase * Double(1 << min(attempt - 1, 20)))
+        let wait = Duration.nanoseconds(Int64.random(in: 0...max(1, ceiling.nanoseconds), using: &generator))
+        logger.debug(
+          "retrying a read", metadata: ["attempt": "\(attempt)", "request_id": "\(error.requestID ?? "")"])
+        try? await Task.sleep(for: wait)
+        if Task.isCancelled { throw PaymentsError(.cancelled, "the call was cancelled") }
+      }
+    }
   }
 
   /// Runs an idempotent command (its request carries `key`) until it answers, repeating it
@@ -264,7 +300,7 @@ public final class PaymentsClient: Service, Sendable {
   /// ``refundPayment(_:amount:reason:idempotencyKey:timeout:)`` can mean "not yet".
   public func refund(id: String, timeout: Duration? = nil) async throws(PaymentsError) -> Refund {
     Refund(
-      try await mappingErrors {
+      try await reading {
         try await query.getRefund(
           .with { $0.refundID = id }, metadata: metadata,
           options: CallOptions(timeout: timeout ?? configuration.defaultTimeout))
@@ -285,7 +321,7 @@ public final class PaymentsClient: Service, Sendable {
       $0.minVersion = minimumVersion
     }
     return Payment(
-      try await mappingErrors {
+      try await reading {
         try await query.getPayment(
           request, metadata: metadata, options: CallOptions(timeout: timeout ?? configuration.defaultTimeout))
       })
@@ -305,7 +341,7 @@ public final class PaymentsClient: Service, Sendable {
       $0.pageSize = Int32(clamping: filter.pageSize)
       $0.pageToken = token
     }
-    let response = try await mappingErrors {
+    let response = try await reading {
       try await query.listPayments(
         request, metadata: metadata, options: CallOptions(timeout: configuration.defaultTimeout))
     }
@@ -345,7 +381,7 @@ public final class PaymentsClient: Service, Sendable {
   public func events(after cursor: String = "", pageSize: Int = 100, timeout: Duration? = nil)
     async throws(PaymentsError) -> (events: [PaymentEvent], nextCursor: String)
   {
-    let response = try await mappingErrors {
+    let response = try await reading {
       try await query.listEvents(
         .with {
           $0.after = cursor

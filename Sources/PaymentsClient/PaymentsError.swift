@@ -1,3 +1,4 @@
+import Foundation
 import PaymentsCore
 import PaymentsProto
 import ProtobufRuntime
@@ -34,10 +35,19 @@ public struct PaymentsError: Error, Sendable, Hashable, CustomStringConvertible 
     }
   }
 
-  public init(_ code: RPCStatus.Code, _ message: String, fieldViolations: [FieldViolation] = []) {
+  /// The `x-request-id` the SDK sent with the call that failed (the last one, after retries).
+  /// The services log it with every failure that has an internal reason (a database error
+  /// behind `unavailable`, say): quote it when you ask an operator about a failure.
+  public var requestID: String?
+
+  public init(
+    _ code: RPCStatus.Code, _ message: String, fieldViolations: [FieldViolation] = [],
+    requestID: String? = nil
+  ) {
     self.code = code
     self.message = message
     self.fieldViolations = fieldViolations
+    self.requestID = requestID
   }
 
   /// `CODE: message`, as `paymentsctl` prints it.
@@ -55,7 +65,9 @@ public struct PaymentsError: Error, Sendable, Hashable, CustomStringConvertible 
       {
         violations = details.violations.map { FieldViolation(field: $0.field, description: $0.description) }
       }
-      return PaymentsError(error.code, error.message, fieldViolations: violations)
+      return PaymentsError(
+        error.code, error.message, fieldViolations: violations,
+        requestID: error.metadata[RequestIDInterceptor.key])
     case is CancellationError:
       return PaymentsError(.cancelled, "the call was cancelled")
     default:
@@ -70,5 +82,27 @@ func mappingErrors<T>(_ body: () async throws -> T) async throws(PaymentsError) 
     return try await body()
   } catch {
     throw PaymentsError.from(error)
+  }
+}
+
+/// Gives every call an `x-request-id` (a new UUID, unless the caller's metadata has one) and
+/// puts it into the error a call fails with, so that ``PaymentsError/requestID`` names it.
+struct RequestIDInterceptor: ClientInterceptor {
+  static let key = "x-request-id"
+
+  func intercept<Result: Sendable>(
+    _ call: ClientCallInfo, next: @Sendable (ClientCallInfo) async throws -> Result
+  ) async throws -> Result {
+    var call = call
+    let id = call.metadata[Self.key] ?? UUID().uuidString.lowercased()
+    if call.metadata[Self.key] == nil { call.metadata.addString(id, forKey: Self.key) }
+    do {
+      return try await next(call)
+    } catch let error as RPCError {
+      var metadata = error.metadata
+      metadata.removeAll(forKey: Self.key)
+      metadata.addString(id, forKey: Self.key)
+      throw RPCError(error.code, error.message, metadata: metadata, cause: error.cause)
+    }
   }
 }

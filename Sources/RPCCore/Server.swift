@@ -259,6 +259,17 @@ public struct RPCServer: Sendable {
     } catch let error as RPCError {
       status = error.status
       trailers = error.metadata
+      if let cause = error.cause {
+        // A status with an internal reason behind it (a database error behind UNAVAILABLE): the
+        // client sees the status, the operator the reason, both with the client's request ID.
+        logger.warning(
+          "call failed",
+          metadata: [
+            "rpc.method": "\(route.method.fullName)", "code": "\(error.code)",
+            "request_id": "\(context.metadata["x-request-id"] ?? "")",
+            "cause": "\(String(reflecting: cause))",
+          ])
+      }
     } catch is CancellationError {
       // The client reset the stream (or its deadline ended the handler): a normal end of a call,
       // not a failure, so not an error line (a rapid-reset client would write hundreds).
@@ -268,7 +279,10 @@ public struct RPCServer: Sendable {
     } catch {
       logger.error(
         "handler failed",
-        metadata: ["rpc.method": "\(route.method.fullName)", "error": "\(String(reflecting: error))"])
+        metadata: [
+          "rpc.method": "\(route.method.fullName)", "request_id": "\(context.metadata["x-request-id"] ?? "")",
+          "error": "\(String(reflecting: error))",
+        ])
       status = RPCStatus(code: .unknown, message: "\(route.method.fullName) failed with an unexpected error")
     }
     if Task.isCancelled { return }
