@@ -181,24 +181,7 @@ struct CancellationTests {
   func cancellationsRaceTheDispatcher() async throws {
     try await withDispatcherStack(
       dispatchers: 2,
-      sandbox: {
-        $0.nonIdempotent = true
-        $0.rateLimit = 10
-        $0.unavailableRate = 0.05
-        $0.errorAfterChargeRate = 0.08
-        $0.lostResponseRate = 0.05
-        $0.lostResponseDelay = .milliseconds(900)
-        $0.slowRate = 0.1
-        $0.slowDelay = .milliseconds(200)
-        $0.seed = 20
-      },
-      dispatcher: {
-        $0.workers = 8
-        $0.rateLimiter.defaultLimit = 10
-        $0.lease = .seconds(3)
-        $0.providerTimeout = .milliseconds(500)
-        $0.retry = RetryPolicy(base: .milliseconds(100), factor: 2, cap: .seconds(1), maximumAttempts: 6)
-      }
+      sandbox: { racingSandbox(&$0, seed: 20) }, dispatcher: racingDispatcher
     ) { platform, base, command, query in
       try await warmUp(command, query)
       // Each payment is cancelled once, 0 to 1.5 s after its own submission, while the next ones
@@ -258,6 +241,31 @@ struct CancellationTests {
       #expect(stats.windowViolations == 0)
     }
   }
+}
+
+/// The sandbox of the race tests: it charges and refunds every request it receives (a repeated
+/// key again), with faults on: 503s, errors after the money moved, replies lost past the
+/// client's timeout, slow replies.
+func racingSandbox(_ configuration: inout ProviderSandbox.Configuration, seed: UInt64) {
+  configuration.nonIdempotent = true
+  configuration.rateLimit = 10
+  configuration.unavailableRate = 0.05
+  configuration.errorAfterChargeRate = 0.08
+  configuration.lostResponseRate = 0.05
+  configuration.lostResponseDelay = .milliseconds(900)
+  configuration.slowRate = 0.1
+  configuration.slowDelay = .milliseconds(200)
+  configuration.seed = seed
+}
+
+/// The dispatchers of the race tests: short leases, timeouts and backoffs, so that calls outlive
+/// leases and unknown outcomes are inquired within the test.
+@Sendable func racingDispatcher(_ configuration: inout DispatcherServer.Configuration) {
+  configuration.workers = 8
+  configuration.rateLimiter.defaultLimit = 10
+  configuration.lease = .seconds(3)
+  configuration.providerTimeout = .milliseconds(500)
+  configuration.retry = RetryPolicy(base: .milliseconds(100), factor: 2, cap: .seconds(1), maximumAttempts: 6)
 }
 
 /// Cancels payment `id` after `delay`; the answer or the RPC error.

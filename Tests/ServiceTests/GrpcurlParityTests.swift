@@ -1,6 +1,7 @@
 import Foundation
 import PaymentsProto
 import PaymentsTestSupport
+import ProtobufRuntime
 import RPCCore
 import Synchronization
 import TLS
@@ -47,6 +48,14 @@ struct GrpcurlParityTests {
         validRequest(key: "grpcurl-parity"), metadata: client.metadata
       ).payment!
       let id = payment.paymentID
+      // In the read model before the forms run (or both tools would agree on NOT_FOUND).
+      let reader = platform.queryClient(key)
+      defer { reader.close() }
+      _ = try await reader.client.getPayment(
+        .with {
+          $0.lookup = .paymentID(id)
+          $0.minVersion = 1
+        }, metadata: reader.metadata)
       let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parity-\(UUID())").path
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
       defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -196,9 +205,19 @@ struct GrpcurlParityTests {
       ]
       let ours = try Executables.path("paymentsctl")
       // paymentsctl would add PAYMENTS_API_KEY to every call: not set here, as for grpcurl.
+      // What each form must end with (0 unless named), so that no comparison passes by both
+      // tools failing alike.
+      let statuses: [String: Int32] = [
+        "NOT_FOUND": 69, "format-error": 69, "UNAUTHENTICATED": 80, "INVALID_ARGUMENT": 67, "max-msg-sz": 1,
+        "bad request JSON": 1, "unknown field": 1, "unknown method": 1, "unknown symbol": 1,
+        "nothing listens": 1,
+      ]
       for form in forms {
         let theirs = try await runSplit(Self.grpcurl, form.arguments, input: form.input)
         let mine = try await runSplit(ours, form.arguments, input: form.input)
+        #expect(
+          theirs.status == statuses[form.name] ?? 0, "\(form.name): grpcurl \(theirs.status) \(theirs.stderr)"
+        )
         #expect(
           theirs.status == mine.status,
           "\(form.name): grpcurl \(theirs.status) (\(theirs.stderr)), paymentsctl \(mine.status) (\(mine.stderr))"

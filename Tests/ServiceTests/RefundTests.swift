@@ -161,24 +161,7 @@ struct RefundTests {
   func refundsRaceEndToEnd() async throws {
     try await withDispatcherStack(
       dispatchers: 2,
-      sandbox: {
-        $0.nonIdempotent = true
-        $0.rateLimit = 10
-        $0.unavailableRate = 0.05
-        $0.errorAfterChargeRate = 0.08
-        $0.lostResponseRate = 0.05
-        $0.lostResponseDelay = .milliseconds(900)
-        $0.slowRate = 0.1
-        $0.slowDelay = .milliseconds(200)
-        $0.seed = 31
-      },
-      dispatcher: {
-        $0.workers = 8
-        $0.rateLimiter.defaultLimit = 10
-        $0.lease = .seconds(3)
-        $0.providerTimeout = .milliseconds(500)
-        $0.retry = RetryPolicy(base: .milliseconds(100), factor: 2, cap: .seconds(1), maximumAttempts: 6)
-      }
+      sandbox: { racingSandbox(&$0, seed: 31) }, dispatcher: racingDispatcher
     ) { platform, base, command, query in
       try await warmUp(command, query)
       var payments: [Payments_V1_Payment] = []

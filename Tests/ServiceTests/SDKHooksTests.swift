@@ -10,7 +10,7 @@ import Testing
 
 /// A query service whose `GetPayment` fails with `failure` for the first `failures` calls, and
 /// records the metadata of every call.
-final class FlakyQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {
+final class FlakyQueryService: UnimplementedQueryService {
   let failures: Int
   let failure: RPCError
   let seen = Mutex<[Metadata]>([])
@@ -34,23 +34,6 @@ final class FlakyQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {
       $0.version = 3
     }
   }
-  func listPayments(_ request: Payments_V1_ListPaymentsRequest, context: ServerContext) async throws
-    -> Payments_V1_ListPaymentsResponse
-  { throw RPCError(.unimplemented, "not in this test") }
-  func watchPayment(
-    _ request: Payments_V1_WatchPaymentRequest, responses: RPCWriter<Payments_V1_Payment>,
-    context: ServerContext
-  ) async throws { throw RPCError(.unimplemented, "not in this test") }
-  func getRefund(_ request: Payments_V1_GetRefundRequest, context: ServerContext) async throws
-    -> Payments_V1_Refund
-  { throw RPCError(.unimplemented, "not in this test") }
-  func listEvents(_ request: Payments_V1_ListEventsRequest, context: ServerContext) async throws
-    -> Payments_V1_ListEventsResponse
-  { throw RPCError(.unimplemented, "not in this test") }
-  func watchEvents(
-    _ request: Payments_V1_WatchEventsRequest, responses: RPCWriter<Payments_V1_FeedEvent>,
-    context: ServerContext
-  ) async throws { throw RPCError(.unimplemented, "not in this test") }
 }
 
 /// Records the calls it sees and adds a header to each.
@@ -81,24 +64,12 @@ struct SDKHooksTests {
     return try PaymentsClient(configuration: configuration)
   }
 
-  /// Serves `service` on a plaintext loopback port for `body`.
-  func serving(_ service: FlakyQueryService, _ body: @Sendable (Int) async throws -> Void) async throws {
-    let transport = HTTP2ServerTransport(
-      configuration: .init(host: "127.0.0.1", port: 0), logger: quietLogger("hooks-server"))
-    let server = RPCServer(transport: transport, services: [service], logger: quietLogger("hooks-server"))
-    try await withThrowingTaskGroup(of: Void.self) { group in
-      group.addTask { try await server.run() }
-      defer { group.cancelAll() }
-      try await body(try await transport.boundPort())
-    }
-  }
-
   @Test(
     "interceptors run around every call, after the SDK's own request ID; what they add reaches the server")
   func interceptors() async throws {
     let service = FlakyQueryService(failures: 0)
     let recorder = RecordingInterceptor()
-    try await serving(service) { port in
+    try await withQueryServer(service, tls: nil) { port in
       let sdk = try client(port) { $0.interceptors = [recorder] }
       defer { sdk.close() }
       _ = try await sdk.payment(id: SDKTransportSecurityTests.id)
@@ -119,7 +90,7 @@ struct SDKHooksTests {
   )
   func readRetries() async throws {
     let flaky = FlakyQueryService(failures: 2)
-    try await serving(flaky) { port in
+    try await withQueryServer(flaky, tls: nil) { port in
       let sdk = try client(port)
       defer { sdk.close() }
       let payment = try await sdk.payment(id: SDKTransportSecurityTests.id)
@@ -128,7 +99,7 @@ struct SDKHooksTests {
     #expect(flaky.seen.withLock { $0.count } == 3, "two failures, then the answer")
 
     let once = FlakyQueryService(failures: 5)
-    try await serving(once) { port in
+    try await withQueryServer(once, tls: nil) { port in
       let sdk = try client(port) { $0.readAttempts = 1 }
       defer { sdk.close() }
       do {
@@ -143,7 +114,7 @@ struct SDKHooksTests {
 
     // Only UNAVAILABLE is retried: an answer about the payment is not.
     let notFound = FlakyQueryService(failures: 5, failure: RPCError(.notFound, "no payment"))
-    try await serving(notFound) { port in
+    try await withQueryServer(notFound, tls: nil) { port in
       let sdk = try client(port)
       defer { sdk.close() }
       await #expect(throws: PaymentsError.self) {

@@ -11,7 +11,7 @@ import Testing
 
 /// A query service that answers `GetPayment` with a fixed payment and counts the calls that
 /// reached it (with the API key they carried).
-final class FixedQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {
+final class FixedQueryService: UnimplementedQueryService {
   let calls = Mutex<[String]>([])
 
   func getPayment(_ request: Payments_V1_GetPaymentRequest, context: ServerContext) async throws
@@ -24,6 +24,12 @@ final class FixedQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {
       $0.version = 3
     }
   }
+}
+
+/// A query service whose methods answer UNIMPLEMENTED unless a test service implements them.
+protocol UnimplementedQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {}
+
+extension UnimplementedQueryService {
   func listPayments(_ request: Payments_V1_ListPaymentsRequest, context: ServerContext) async throws
     -> Payments_V1_ListPaymentsResponse
   { throw RPCError(.unimplemented, "not in this test") }
@@ -41,11 +47,15 @@ final class FixedQueryService: Payments_V1_PaymentQueryService.ServiceProtocol {
     _ request: Payments_V1_WatchEventsRequest, responses: RPCWriter<Payments_V1_FeedEvent>,
     context: ServerContext
   ) async throws { throw RPCError(.unimplemented, "not in this test") }
+  func getPayment(_ request: Payments_V1_GetPaymentRequest, context: ServerContext) async throws
+    -> Payments_V1_Payment
+  { throw RPCError(.unimplemented, "not in this test") }
 }
 
 /// Serves `service` on a loopback port (TLS when `tls` is given) and runs `body` with the port.
 func withQueryServer<Result: Sendable>(
-  _ service: FixedQueryService, tls: TLSContext?, _ body: @Sendable (Int) async throws -> Result
+  _ service: some Payments_V1_PaymentQueryService.ServiceProtocol, tls: TLSContext?,
+  _ body: @Sendable (Int) async throws -> Result
 ) async throws -> Result {
   var configuration = HTTP2ServerTransport.Configuration(host: "127.0.0.1", port: 0)
   configuration.tls = tls
