@@ -76,7 +76,7 @@ public final class PaymentsClient: Service, Sendable {
     public var connectTimeout: Duration = .seconds(5)
 
     /// Run around every call, in order, after the SDK's own (which sets `authorization` and
-    /// `x-request-id`): add metadata, log, measure, trace. They see ``RPCCore/RPCError``s, before
+    /// `x-request-id`): add metadata, log, measure, trace. They see `RPCError`s, before
     /// the SDK turns them into ``PaymentsError``s.
     public var interceptors: [any ClientInterceptor] = []
     /// How often a read (``PaymentsClient/payment(id:minimumVersion:timeout:)``, listing pages,
