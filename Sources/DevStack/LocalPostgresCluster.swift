@@ -100,7 +100,7 @@ public struct LocalPostgresCluster: Sendable {
 
 /// A free TCP port on 127.0.0.1 (bound once and released).
 public func freePort() throws -> Int {
-  let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
   guard descriptor >= 0 else { throw DevStackError("socket failed: \(errno)") }
   defer { close(descriptor) }
   var address = sockaddr_in()

@@ -12,10 +12,13 @@ public enum Loopback {
     probe(port) { bind($0, $1, $2) == 0 }
   }
 
+  // The probe's socket is close-on-exec: a child process started by another thread meanwhile
+  // must not inherit it (it would hold the connection open, and a single-threaded listener then
+  // waits on it forever).
   private static func probe(
     _ port: Int, _ operation: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool
   ) -> Bool {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard descriptor >= 0 else { return false }
     defer { close(descriptor) }
     var address = sockaddr_in()

@@ -84,7 +84,8 @@ public struct DispatcherServer: Sendable {
   public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
     try configuration.validate()
     // Before anything that must be closed again: this fails only on a broken descriptor set.
-    let reflection = try ReflectionService(files: PaymentsDescriptors.dispatcherFiles)
+    let reflection = try ReflectionService(
+      files: PaymentsDescriptors.dispatcherFiles, dependencies: PaymentsDescriptors.dispatcherDependencies)
     let configuration = self.configuration
     let logger = self.logger
     let pool = PostgresConnectionPool(

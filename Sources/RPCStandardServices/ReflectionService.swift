@@ -57,16 +57,19 @@ public struct ReflectionService: RPCService {
   ]
 
   /// Serves `files` plus ``standardFiles``; `list_services` answers the services they declare.
+  /// `dependencies` are served for what imports them, but their services are not listed (a
+  /// server that uses another service's messages does not serve that service).
   ///
   /// - Throws: ``InvalidFilesError`` when a descriptor does not decode or a file imports one
   ///   that is missing (a client could not build the schema).
-  public init(files: [File]) throws {
+  public init(files: [File], dependencies dependencyFiles: [File] = []) throws {
     var byName: [String: File] = [:]
     var dependencies: [String: [String]] = [:]
     var symbols: [String: String] = [:]
     var messageTypes: Set<String> = []
     var services: [String] = []
-    for file in Self.standardFiles + files {
+    let listed = Set((Self.standardFiles + files).map(\.name))
+    for file in Self.standardFiles + files + dependencyFiles {
       guard byName[file.name] == nil else { continue }
       let descriptor: FileDescriptorProto
       do {
@@ -90,7 +93,7 @@ public struct ReflectionService: RPCService {
         let name = prefix + service.name
         symbols[name] = file.name
         for method in service.methods { symbols[name + "." + method.name] = file.name }
-        services.append(name)
+        if listed.contains(file.name) { services.append(name) }
       }
     }
     for (file, imports) in dependencies {

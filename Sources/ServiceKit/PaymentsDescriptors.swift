@@ -11,7 +11,13 @@ public enum PaymentsDescriptors {
 
   /// The dispatcher's internal service and the files it imports.
   public static let dispatcherFiles: [ReflectionService.File] = PaymentsProtoFiles.all.filter {
-    ["payments/v1/payment.proto", "payments/v1/command_service.proto", dispatcherService].contains($0.name)
+    ["payments/v1/payment.proto", dispatcherService].contains($0.name)
+  }.map { ReflectionService.File(name: $0.name, serializedDescriptor: $0.serializedDescriptor) }
+
+  /// What the dispatcher's service imports without serving it (the refund messages of the
+  /// client API): its descriptors are served, its service is not listed.
+  public static let dispatcherDependencies: [ReflectionService.File] = PaymentsProtoFiles.all.filter {
+    $0.name == "payments/v1/command_service.proto"
   }.map { ReflectionService.File(name: $0.name, serializedDescriptor: $0.serializedDescriptor) }
 
   private static let dispatcherService = "payments/v1/dispatcher_service.proto"

@@ -160,6 +160,7 @@ struct SandboxProviderTests {
     let script = """
       import http.server, json, sys, urllib.parse
       class H(http.server.BaseHTTPRequestHandler):
+          timeout = 10
           def log_message(self, *a): pass
           def do_GET(self):
               key = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["idempotency_key"][0]
@@ -177,7 +178,7 @@ struct SandboxProviderTests {
               self.send_header("Content-Length", str(len(data)))
               self.end_headers()
               self.wfile.write(data)
-      http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+      http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
       """
     let port = try freePort()
     let pid = try ChildProcess.spawn("/usr/bin/python3", ["-c", script, String(port)])

@@ -43,7 +43,7 @@ struct DescriptorDecodingTests {
     #expect(paymentFile.syntax == "proto3")
     #expect(paymentFile.dependencies == ["google/protobuf/timestamp.proto"])
     let payment = try #require(paymentFile.messageTypes.first { $0.name == "Payment" })
-    #expect(payment.fields.count == 15)
+    #expect(payment.fields.count == 17)
     let money = try #require(paymentFile.messageTypes.first { $0.name == "Money" })
     let amount = try #require(money.fields.first { $0.name == "amount_minor" })
     #expect(amount.number == 2)
