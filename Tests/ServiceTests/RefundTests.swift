@@ -23,9 +23,14 @@ struct RefundTests {
   )
   func workStoreRefunds() async throws {
     let url = try await TestPostgres.shared.makeDatabase()
+    // The refunds queue on the payment's row lock while holding a connection: the test is about
+    // that lock, so waiting for a connection may take as long as a loaded machine needs.
     let pools = (0..<2).map { index in
       PostgresConnectionPool(
-        connectionString: url, maximumConnections: 8, logger: quietLogger("pool-\(index)"))
+        configuration: .init(
+          connection: PostgresConnectionConfiguration(connectionString: url), maximumConnections: 8,
+          acquireTimeout: .seconds(120)),
+        logger: quietLogger("pool-\(index)"))
     }
     defer { Task { for pool in pools { await pool.close() } } }
     try await PostgresMigrator(pool: pools[0], logger: quietLogger("migrate")).migrate(PaymentsMigrations.all)
