@@ -128,11 +128,16 @@ struct SandboxProviderTests {
     try await withSandbox({
       $0.rateLimit = 1000
       $0.slowRate = 1
-      $0.slowDelay = .milliseconds(800)
+      $0.slowDelay = .seconds(3)
     }) { base, client in
       let provider = SandboxProvider(baseURL: base, client: client)
       async let first = provider.charge(chargeRequest("c1"))
-      try await Task.sleep(for: .milliseconds(200))
+      // The second request goes once the sandbox has the first (it answers it 3 s later), not
+      // after a fixed sleep that a loaded machine can outlast or fall short of.
+      for _ in 0..<400 {
+        if try await sandboxGet(SandboxStats.self, client, base, "/v1/stats").calls >= 1 { break }
+        try await Task.sleep(for: .milliseconds(25))
+      }
       let second = await provider.charge(chargeRequest("c1"))
       guard case .unknown = second else {
         return #expect(Bool(false), "409 while the first request is in progress is unknown: \(second)")
