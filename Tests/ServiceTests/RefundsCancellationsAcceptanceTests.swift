@@ -16,7 +16,10 @@ import Testing
 struct RefundsCancellationsAcceptanceTests {
   @Test(
     "500 payments, 100 cancellations racing 2 dispatchers, 200 refunds (partial, racing, over the remaining amount), faults on: nothing both charged and CANCELED, refunds never above charges, nothing sent twice, all terminal, 0 window violations",
-    .timeLimit(.minutes(10)))
+    .timeLimit(.minutes(10)),
+    // Heavy (seven processes, 800 provider calls): tools/test runs it in a stage of its own,
+    // after the parallel suite, so that its load does not starve timing-sensitive tests.
+    .enabled(if: ProcessInfo.processInfo.environment["PAYMENTS_ACCEPTANCE"] != nil))
   func acceptance() async throws {
     let (url, migrated, key) = try await migratedDatabase(client: "acceptance")
     #expect(migrated.status == 0, "\(migrated.output)")
