@@ -133,10 +133,8 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
     guard PaymentID.isWellFormed(request.paymentID) else {
       throw RPCError(.invalidArgument, "payment_id must be a payment ID (pay_ and 32 hex digits)")
     }
-    let clock = ContinuousClock()
-    var end = clock.now + maximumWait
-    if let deadline = context.deadline { end = min(end, deadline - .milliseconds(250)) }
-    let result = try await waitingForPayment(request.paymentID, context: context) {
+    let end = waitEnd(context)
+    let result = try await waitingForPayment(request.paymentID, until: end) {
       try await store.cancel(paymentID: request.paymentID, clientID: client.clientID)
     } isMissing: {
       $0 == nil
@@ -164,12 +162,10 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
   /// told is accepted is normally here within milliseconds, but it travels through Kafka. Storage
   /// failures are `UNAVAILABLE` (nothing changed); a decision's `RPCError` passes through.
   func waitingForPayment<Result: Sendable>(
-    _ paymentID: String, context: ServerContext, _ attempt: () async throws -> Result,
+    _ paymentID: String, until end: ContinuousClock.Instant, _ attempt: () async throws -> Result,
     isMissing: (Result) -> Bool
   ) async throws -> Result {
     let clock = ContinuousClock()
-    var end = clock.now + maximumWait
-    if let deadline = context.deadline { end = min(end, deadline - .milliseconds(250)) }
     while true {
       let result: Result
       do {
@@ -182,6 +178,12 @@ public struct PaymentDispatcherHandler: Payments_V1_PaymentDispatcherService.Ser
       guard isMissing(result), clock.now + .milliseconds(50) < end else { return result }
       try await Task.sleep(for: .milliseconds(50))
     }
+  }
+
+  /// When a call's waiting ends: after ``maximumWait``, and in time to answer within its deadline.
+  func waitEnd(_ context: ServerContext) -> ContinuousClock.Instant {
+    let end = ContinuousClock.now + maximumWait
+    return context.deadline.map { min(end, $0 - .milliseconds(250)) } ?? end
   }
 
   /// Waits for the inquiry that decides a marked payment.

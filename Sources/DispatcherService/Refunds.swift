@@ -319,7 +319,9 @@ extension WorkStore {
     _ transition: RefundTransition, to item: RefundItem, callOutcome: CallRecord?
   ) async throws -> RefundItem? {
     let applied = try await pool.withTransaction { connection -> RefundItem? in
-      _ = try await Self.lockPayment(item.paymentID, connection)
+      // The payment's row lock, as every refund change takes it (its contents are not needed).
+      try await connection.execute(
+        "SELECT 1 FROM dispatcher.payments WHERE payment_id = \(item.paymentID) FOR UPDATE")
       guard
         try await connection.query(
           """
@@ -389,7 +391,7 @@ extension PaymentDispatcherHandler {
       clientID: client.clientID, idempotencyKey: request.idempotencyKey, paymentID: request.paymentID,
       amountMinor: request.amountMinor, reason: request.reason, currency: request.currency,
       fingerprint: Self.fingerprint(of: request))
-    let creation = try await waitingForPayment(request.paymentID, context: context) {
+    let creation = try await waitingForPayment(request.paymentID, until: waitEnd(context)) {
       try await store.createRefund(submission)
     } isMissing: { (creation: RefundCreation) in
       if case .paymentNotHere = creation { true } else { false }
